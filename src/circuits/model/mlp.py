@@ -1,0 +1,78 @@
+"""The MLP sublayer: ``mlp_out = act(x W_in + b_in) W_out + b_out``, or gated (SwiGLU).
+
+Hooks: ``hook_pre`` (pre-activation; for the gated MLP the gate's pre-activation),
+``hook_pre_linear`` (gated only: the linear branch), ``hook_post`` (after the nonlinearity).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+from transformer_lens.hook_points import HookPoint
+
+from circuits.config import TransformerConfig
+
+
+def gelu_new(x: Tensor) -> Tensor:
+    """GPT-2's tanh approximation of GELU."""
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+ACTIVATIONS = {"gelu": F.gelu, "gelu_new": gelu_new, "relu": F.relu, "silu": F.silu}
+
+
+class MLP(nn.Module):
+    W_in: Float[Tensor, "d_model d_mlp"]
+    W_out: Float[Tensor, "d_mlp d_model"]
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.act = ACTIVATIONS[cfg.act_fn]
+        self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp_))
+        self.W_out = nn.Parameter(torch.empty(cfg.d_mlp_, cfg.d_model))
+        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp_)) if cfg.use_bias else None
+        self.b_out = nn.Parameter(torch.zeros(cfg.d_model)) if cfg.use_bias else None
+        self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
+        self.hook_post = HookPoint()  # [batch, pos, d_mlp]
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        pre = self.hook_pre(_affine(x, self.W_in, self.b_in))
+        post = self.hook_post(self.act(pre))
+        return _affine(post, self.W_out, self.b_out)
+
+
+class GatedMLP(nn.Module):
+    """SwiGLU: ``mlp_out = (silu(x W_gate) * (x W_in)) W_out``."""
+
+    W_gate: Float[Tensor, "d_model d_mlp"]
+    W_in: Float[Tensor, "d_model d_mlp"]
+    W_out: Float[Tensor, "d_mlp d_model"]
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.W_gate = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp_))
+        self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp_))
+        self.W_out = nn.Parameter(torch.empty(cfg.d_mlp_, cfg.d_model))
+        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp_)) if cfg.use_bias else None
+        self.b_out = nn.Parameter(torch.zeros(cfg.d_model)) if cfg.use_bias else None
+        self.hook_pre = HookPoint()  # [batch, pos, d_mlp] gate pre-activation
+        self.hook_pre_linear = HookPoint()  # [batch, pos, d_mlp]
+        self.hook_post = HookPoint()  # [batch, pos, d_mlp]
+
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        pre = self.hook_pre(x @ self.W_gate)
+        pre_linear = self.hook_pre_linear(_affine(x, self.W_in, self.b_in))
+        post = self.hook_post(F.silu(pre) * pre_linear)
+        return _affine(post, self.W_out, self.b_out)
+
+
+def make_mlp(cfg: TransformerConfig) -> nn.Module:
+    return GatedMLP(cfg) if cfg.act_fn == "swiglu" else MLP(cfg)
+
+
+def _affine(x: Tensor, W: Tensor, b: Tensor | None) -> Tensor:
+    return x @ W if b is None else torch.addmm(b, x.reshape(-1, x.shape[-1]), W).reshape(*x.shape[:-1], W.shape[-1])

@@ -1,0 +1,374 @@
+"""Transformer: tokens -> logits, every activation behind a TransformerLens hook point.
+
+``Transformer(cfg)`` subclasses TransformerLens's ``HookedRootModule``: ``run_with_hooks``,
+``run_with_cache`` (returning a TransformerLens ``ActivationCache``) and the ``hooks(...)``
+context manager work as in TransformerLens, with two differences that catch mistakes early:
+an unknown hook name raises ``KeyError`` with close matches, and a ``names_filter`` that matches
+no hook point raises ``ValueError`` instead of returning an empty cache.
+"""
+
+from __future__ import annotations
+
+import difflib
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+from transformer_lens import ActivationCache, HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+from circuits.config import POSITIONAL_WITH_TABLE, TransformerConfig
+from circuits.model.block import make_block
+from circuits.model.embed import Embed, PosEmbed, SinusoidalPosEmbed, TiedUnembed, TokenTypeEmbed, Unembed
+from circuits.model.masks import AttentionContext, build_context, make_mask
+from circuits.model.norm import make_norm
+from circuits.model.positional import alibi_bias, alibi_slopes
+from circuits.model.stacked import StackedWeightsMixin
+from circuits.model.tl_config import TLConfigView
+
+ReturnType = Literal["logits", "loss", "per_token_loss"]
+NamesFilter = str | Sequence[str] | Callable[[str], bool] | None
+
+
+class Transformer(StackedWeightsMixin, HookedRootModule):
+    """A decoder (or encoder) transformer built from a :class:`TransformerConfig`.
+
+    ``forward(tokens, return_type="logits")`` returns ``[batch, pos, d_vocab_out]`` logits;
+    ``"loss"`` the mean next-token cross-entropy; ``"per_token_loss"`` the ``[batch, pos - 1]``
+    losses (position ``i`` predicts token ``i + 1``).
+
+    Keyword arguments of ``forward``: ``attention_mask [batch, pos]`` (1 = real token, 0 =
+    padding: padded keys are hidden, padded targets leave the loss), ``prefix_len`` (int or
+    ``[batch]``, only for ``mask="prefix"``), ``token_type_ids [batch, pos]`` (only with
+    ``n_token_types > 0``).
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        if not isinstance(cfg, TransformerConfig):
+            raise TypeError(f"Transformer expects a TransformerConfig, got {type(cfg).__name__}")
+        super().__init__()
+        self.config = cfg
+        self.tokenizer = None  # set by circuits.load(); only used by to_tokens(str)
+
+        self.embed = Embed(cfg.d_vocab, cfg.d_model)
+        self.hook_embed = HookPoint()  # [batch, pos, d_model]
+        self.pos_embed: nn.Module | None = None
+        if cfg.positional in ("learned", "shortformer"):
+            self.pos_embed = PosEmbed(cfg.n_ctx, cfg.d_model)
+        elif cfg.positional == "sinusoidal":
+            self.pos_embed = SinusoidalPosEmbed(cfg.n_ctx, cfg.d_model)
+        if cfg.positions_in_residual:
+            self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
+        elif cfg.positional == "shortformer":
+            # Not "hook_pos_embed": TransformerLens's decompose_resid adds hook_pos_embed to the
+            # residual stream, but shortformer positions only enter queries and keys.
+            self.hook_shortformer_pos_embed = HookPoint()  # [batch, pos, d_model]
+        self.token_type_embed = TokenTypeEmbed(cfg.n_token_types, cfg.d_model) if cfg.n_token_types else None
+        if self.token_type_embed is not None:
+            self.hook_token_type_embed = HookPoint()  # [batch, pos, d_model]
+        self.ln_embed = make_norm(cfg.normalization, cfg.d_model, cfg.norm_eps) if cfg.norm_position == "post" else None
+
+        self.blocks = nn.ModuleList([make_block(cfg) for _ in range(cfg.n_layers)])
+        final_norm = cfg.norm_position == "pre" and cfg.n_layers > 0
+        self.ln_final = make_norm(cfg.normalization if final_norm else "none", cfg.d_model, cfg.norm_eps)
+        self.unembed = (
+            TiedUnembed(self.embed, cfg.use_bias) if cfg.tied_embeddings else Unembed(cfg.d_model, cfg.d_vocab_out_, cfg.use_bias)
+        )
+        self.mask = make_mask(cfg.mask, cfg.window)
+        if cfg.positional == "alibi":
+            self.register_buffer("alibi_slopes", alibi_slopes(cfg.n_heads), persistent=False)
+        else:
+            self.alibi_slopes = None
+        self.init_weights()
+        self.setup()
+
+    # ---- TransformerLens interface ---------------------------------------------------------
+    @property
+    def cfg(self) -> TLConfigView:
+        """The config under TransformerLens's attribute names (see ``circuits.model.tl_config``)."""
+        return TLConfigView(self)
+
+    def init_weights(self) -> None:
+        """Normal(0, init_range) for every matrix, ones for norm gains, zeros for biases, seeded by ``cfg.seed``."""
+        generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
+        std = self.config.init_range_
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                leaf = name.rsplit(".", 1)[-1]
+                if leaf.startswith("W_"):
+                    param.copy_(torch.randn(param.shape, generator=generator) * std)
+                elif leaf == "w":
+                    param.fill_(1.0)
+                else:  # biases, smeared-key alpha
+                    param.zero_()
+
+    # ---- forward ---------------------------------------------------------------------------
+    def forward(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        *,
+        return_type: ReturnType = "logits",
+        attention_mask: Int[Tensor, "batch pos"] | None = None,
+        prefix_len: int | Int[Tensor, "batch"] | None = None,
+        token_type_ids: Int[Tensor, "batch pos"] | None = None,
+    ) -> Tensor:
+        if return_type not in ("logits", "loss", "per_token_loss"):
+            raise ValueError(f"return_type={return_type!r} is not one of 'logits', 'loss', 'per_token_loss'")
+        tokens = self.check_tokens(tokens)
+        attention_mask = self._check_attention_mask(attention_mask, tokens)
+        batch, n_pos = tokens.shape
+
+        resid = self.hook_embed(self.embed(tokens))  # [batch, pos, d_model]
+        qk_pos = None
+        if self.pos_embed is not None:
+            if self.config.positions_in_residual:
+                resid = resid + self.hook_pos_embed(self.pos_embed(tokens))
+            else:
+                qk_pos = self.hook_shortformer_pos_embed(self.pos_embed(tokens))
+        if self.token_type_embed is not None:
+            resid = resid + self.hook_token_type_embed(self.token_type_embed(self._check_token_types(token_type_ids, tokens)))
+        elif token_type_ids is not None:
+            raise ValueError("token_type_ids given, but this model has n_token_types=0 (no token-type embeddings)")
+        if self.ln_embed is not None:
+            resid = self.ln_embed(resid)
+
+        ctx = self.attention_context(n_pos, resid.dtype, tokens.device, attention_mask, prefix_len, batch)
+        ctx.qk_pos = qk_pos
+        for block in self.blocks:
+            resid = block(resid, ctx)
+        logits = self.unembed(self.ln_final(resid))  # [batch, pos, d_vocab_out]
+        if return_type == "logits":
+            return logits
+        if n_pos < 2:
+            raise ValueError(f"return_type={return_type!r} needs at least 2 tokens per sequence (got {n_pos})")
+        per_token = lm_cross_entropy(logits, tokens, attention_mask)
+        if return_type == "per_token_loss":
+            return per_token
+        return _masked_mean(per_token, attention_mask)
+
+    def attention_context(
+        self,
+        n_pos: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        attention_mask: Tensor | None = None,
+        prefix_len: int | Tensor | None = None,
+        batch: int = 1,
+    ) -> AttentionContext:
+        """The mask/bias/rotary tables every layer shares for one forward pass."""
+        if self.mask.needs_prefix:
+            if prefix_len is None:
+                raise ValueError("this model has mask='prefix': pass prefix_len=<int or [batch] tensor> to forward")
+            prefix = torch.as_tensor(prefix_len, device=device)
+            if prefix.ndim == 0:
+                prefix = prefix.expand(batch)
+            if prefix.shape != (batch,) or prefix.dtype.is_floating_point:
+                raise ValueError(f"prefix_len must be an int or an integer tensor of shape [{batch}], got {prefix_len!r}")
+        elif prefix_len is not None:
+            raise ValueError(f"prefix_len={prefix_len!r} given, but this model has mask={self.config.mask!r} (only 'prefix' uses it)")
+        else:
+            prefix = None
+        alibi = alibi_bias(self.alibi_slopes, n_pos) if self.alibi_slopes is not None else None
+        ctx = build_context(self.mask, n_pos, device, dtype, attention_mask, prefix, alibi)
+        if self.config.positional == "rotary" and self.blocks:
+            ctx.rotary_cos, ctx.rotary_sin = self.blocks[0].attn.rotary.table(n_pos)
+        return ctx
+
+    # ---- input checks ----------------------------------------------------------------------
+    def check_tokens(self, tokens: Any) -> Int[Tensor, "batch pos"]:
+        """Validate a token batch: an integer tensor ``[batch, pos]`` with ids in ``[0, d_vocab)``."""
+        if not isinstance(tokens, Tensor):
+            raise TypeError(
+                f"tokens must be a torch integer tensor [batch, pos], got {type(tokens).__name__}; "
+                "use torch.tensor(ids)[None] for one sequence"
+            )
+        if tokens.dtype.is_floating_point or tokens.dtype == torch.bool or tokens.dtype.is_complex:
+            raise ValueError(f"tokens must be integers, got dtype {tokens.dtype}; convert with tokens.long()")
+        if tokens.ndim != 2:
+            hint = " (add a batch axis: tokens[None])" if tokens.ndim == 1 else ""
+            raise ValueError(f"tokens must have shape [batch, pos], got shape {tuple(tokens.shape)}{hint}")
+        if tokens.shape[1] == 0:
+            raise ValueError("tokens has zero positions; give at least one token")
+        if tokens.numel():
+            low, high = int(tokens.min()), int(tokens.max())
+            if low < 0 or high >= self.config.d_vocab:
+                bad = low if low < 0 else high
+                raise ValueError(f"token id {bad} is out of range for d_vocab={self.config.d_vocab} (ids must be in [0, {self.config.d_vocab}))")
+        if tokens.shape[1] > self.config.n_ctx and self.config.positional in POSITIONAL_WITH_TABLE:
+            raise ValueError(
+                f"sequence length {tokens.shape[1]} exceeds n_ctx={self.config.n_ctx} "
+                f"(positional={self.config.positional!r} has one embedding per position); truncate to {self.config.n_ctx} tokens"
+            )
+        return tokens
+
+    def _check_attention_mask(self, attention_mask: Tensor | None, tokens: Tensor) -> Tensor | None:
+        if attention_mask is None:
+            return None
+        if not isinstance(attention_mask, Tensor) or attention_mask.shape != tokens.shape:
+            shape = tuple(attention_mask.shape) if isinstance(attention_mask, Tensor) else type(attention_mask).__name__
+            raise ValueError(f"attention_mask must be a tensor of shape {tuple(tokens.shape)} (like tokens), got {shape}")
+        if not ((attention_mask == 0) | (attention_mask == 1)).all():
+            raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
+        return attention_mask.to(tokens.device)
+
+    def _check_token_types(self, token_type_ids: Tensor | None, tokens: Tensor) -> Tensor:
+        if token_type_ids is None:
+            return torch.zeros_like(tokens)
+        if token_type_ids.shape != tokens.shape:
+            raise ValueError(f"token_type_ids must have shape {tuple(tokens.shape)}, got {tuple(token_type_ids.shape)}")
+        if int(token_type_ids.min()) < 0 or int(token_type_ids.max()) >= self.config.n_token_types:
+            raise ValueError(f"token_type_ids must be in [0, {self.config.n_token_types})")
+        return token_type_ids
+
+    # ---- hooks -----------------------------------------------------------------------------
+    def hook_name_error(self, name: str) -> KeyError:
+        close = difflib.get_close_matches(name, list(self.hook_dict), n=3, cutoff=0.5)
+        hint = f"; did you mean {close}?" if close else f"; see model.hook_dict for the {len(self.hook_dict)} hook names"
+        return KeyError(f"no hook point named {name!r} in this model{hint}")
+
+    def resolve_names(self, names_filter: NamesFilter) -> list[str]:
+        """The hook names a filter selects. Unknown names raise ``KeyError``; an empty selection raises ``ValueError``."""
+        if names_filter is None:
+            return list(self.hook_dict)
+        if isinstance(names_filter, str):
+            names_filter = [names_filter]
+        if callable(names_filter):
+            names = [name for name in self.hook_dict if names_filter(name)]
+            if not names:
+                raise ValueError("names_filter matched no hook point; list the names with model.hook_dict.keys()")
+            return names
+        names = list(names_filter)
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(f"names_filter entries must be hook names (str), got {name!r}")
+            if name not in self.hook_dict:
+                raise self.hook_name_error(name)
+        if not names:
+            raise ValueError("names_filter is an empty list: it would cache nothing")
+        return names
+
+    def _check_hook_specs(self, specs: Iterable[tuple[Any, Callable]]) -> list[tuple[Any, Callable]]:
+        specs = list(specs)
+        for name, fn in specs:
+            if isinstance(name, str):
+                if name not in self.hook_dict:
+                    raise self.hook_name_error(name)
+            elif callable(name):
+                if not any(name(n) for n in self.hook_dict):
+                    raise ValueError(f"hook filter {name!r} matches no hook point; list the names with model.hook_dict.keys()")
+            else:
+                raise TypeError(f"a hook is (name or filter function, hook function), got name {name!r}")
+            if not callable(fn):
+                raise TypeError(f"hook function for {name!r} is not callable: {fn!r}")
+        return specs
+
+    @contextmanager
+    def hooks(
+        self,
+        fwd_hooks: Iterable[tuple[Any, Callable]] = (),
+        bwd_hooks: Iterable[tuple[Any, Callable]] = (),
+        reset_hooks_end: bool = True,
+        clear_contexts: bool = False,
+    ) -> Iterator["Transformer"]:
+        """Attach hooks for the duration of a ``with`` block; they are removed even if the block raises."""
+        fwd = self._check_hook_specs(fwd_hooks)
+        bwd = self._check_hook_specs(bwd_hooks)
+        with super().hooks(fwd, bwd, reset_hooks_end, clear_contexts) as model:
+            yield model
+
+    def add_hook(self, name, hook, dir="fwd", is_permanent=False, level=None, prepend=False) -> None:
+        self._check_hook_specs([(name, hook)])
+        super().add_hook(name, hook, dir=dir, is_permanent=is_permanent, level=level, prepend=prepend)
+
+    def run_with_cache(
+        self, *model_args: Any, names_filter: NamesFilter = None, **kwargs: Any
+    ) -> tuple[Tensor, ActivationCache]:
+        """Run the model and return ``(output, ActivationCache)`` holding the selected activations.
+
+        Keyword arguments are those of TransformerLens's ``run_with_cache`` (``device``,
+        ``remove_batch_dim``, ``incl_bwd``, ``pos_slice``) plus the model's forward arguments.
+        """
+        names = self.resolve_names(names_filter)
+        out, cache = super().run_with_cache(*model_args, names_filter=names, **kwargs)
+        return out, ActivationCache(cache, self, has_batch_dim=not kwargs.get("remove_batch_dim", False))
+
+    # ---- helpers TransformerLens's tools call ----------------------------------------------
+    def to_tokens(self, input: Any, prepend_bos: bool | None = None, **_: Any) -> Int[Tensor, "batch pos"]:
+        """Tokens as a ``[batch, pos]`` tensor. Strings need a tokenizer (``circuits.load`` attaches one)."""
+        if isinstance(input, str):
+            if self.tokenizer is None:
+                raise TypeError(
+                    "this model has no tokenizer attached, so it cannot encode a string; pass token ids, "
+                    "or load the model with circuits.load(path), which attaches its tokenizer"
+                )
+            input = torch.tensor(self.tokenizer.encode(input, bos=prepend_bos is not False))
+        if isinstance(input, (list, tuple)):
+            input = torch.tensor(input)
+        if isinstance(input, Tensor) and input.ndim == 1:
+            input = input[None]
+        return self.check_tokens(input).to(self.W_E.device)
+
+    def to_single_token(self, string: str) -> int:
+        if self.tokenizer is None:
+            raise TypeError("this model has no tokenizer attached; pass token ids instead of strings")
+        ids = self.tokenizer.encode(string, bos=False)
+        if len(ids) != 1:
+            raise ValueError(f"{string!r} is {len(ids)} tokens, not one: {ids}")
+        return ids[0]
+
+    def tokens_to_residual_directions(self, tokens: int | Tensor) -> Float[Tensor, "... d_model"]:
+        """The residual direction whose dot product with the normalized final residual gives each token's logit.
+
+        That is the column of ``W_U`` scaled by the final norm's gain ``ln_final.w`` (so direct
+        logit attributions are exact on trained models; the constant ``ln_final.b @ W_U + b_U``
+        is not attributed to any component).
+        """
+        if isinstance(tokens, str):
+            tokens = self.to_single_token(tokens)
+        W_U = self.W_U
+        gain = getattr(self.ln_final, "w", None)
+        if gain is not None:
+            W_U = gain[:, None] * W_U
+        directions = W_U[:, tokens]  # [d_model, ...]
+        return directions.movedim(0, -1)
+
+    def accumulated_bias(self, layer: int, mlp_input: bool = False, include_mlp_biases: bool = True) -> Float[Tensor, "d_model"]:
+        """Sum of the output biases (``b_O``, and ``b_out`` if asked) written to the residual stream before ``layer``."""
+        total = torch.zeros(self.config.d_model, device=self.W_E.device, dtype=self.W_E.dtype)
+        for i, block in enumerate(self.blocks[: layer + (1 if mlp_input else 0)]):
+            if block.attn.b_O is not None:
+                total = total + block.attn.b_O
+            if i < layer and include_mlp_biases and hasattr(block, "mlp") and block.mlp.b_out is not None:
+                total = total + block.mlp.b_out
+        return total
+
+
+def lm_cross_entropy(
+    logits: Float[Tensor, "batch pos d_vocab_out"], tokens: Int[Tensor, "batch pos"], attention_mask: Tensor | None = None
+) -> Float[Tensor, "batch pos_minus_1"]:
+    """Per-token next-token loss: entry ``i`` is ``-log p(tokens[i + 1] | tokens[:i + 1])``.
+
+    Where ``attention_mask`` marks padding, entries whose target or input is padding are 0
+    (and excluded from the mean by ``forward``).
+    """
+    batch, n_pos, d_vocab_out = logits.shape
+    loss = F.cross_entropy(
+        logits[:, :-1].reshape(-1, d_vocab_out).float(), tokens[:, 1:].reshape(-1), reduction="none"
+    ).reshape(batch, n_pos - 1)
+    if attention_mask is not None:
+        loss = loss * _target_mask(attention_mask)
+    return loss
+
+
+def _target_mask(attention_mask: Tensor) -> Tensor:
+    return (attention_mask[:, 1:] * attention_mask[:, :-1]).float()
+
+
+def _masked_mean(per_token: Tensor, attention_mask: Tensor | None) -> Tensor:
+    if attention_mask is None:
+        return per_token.mean()
+    weights = _target_mask(attention_mask)
+    return per_token.sum() / weights.sum().clamp_min(1.0)
