@@ -10,6 +10,9 @@ import torch
 
 from circuits import Transformer, TransformerConfig
 
+# Tiny tensors: one intra-op thread is fastest and keeps results independent of the machine.
+torch.set_num_threads(1)
+
 PRIME_SIZES = dict(d_model=11, n_heads=3, d_head=5, d_vocab=13, n_ctx=7)
 
 

@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, no_type_check
 
 ActFn = Literal["gelu", "gelu_new", "relu", "silu", "swiglu"]
 Normalization = Literal["none", "layernorm", "rmsnorm"]
@@ -25,6 +25,7 @@ MaskKind = Literal["causal", "bidirectional", "sliding_window", "prefix"]
 POSITIONAL_WITH_TABLE = ("learned", "shortformer", "sinusoidal")
 
 
+@no_type_check  # validated by __post_init__ with clear messages, not by test-time type instrumentation
 @dataclass(frozen=True, kw_only=True)
 class TransformerConfig:
     """Architecture of a :class:`circuits.Transformer`.

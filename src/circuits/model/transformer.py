@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, no_type_check
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,7 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
     ``n_token_types > 0``).
     """
 
+    @no_type_check
     def __init__(self, cfg: TransformerConfig):
         if not isinstance(cfg, TransformerConfig):
             raise TypeError(f"Transformer expects a TransformerConfig, got {type(cfg).__name__}")
@@ -106,6 +107,10 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
                     param.zero_()
 
     # ---- forward ---------------------------------------------------------------------------
+    # Public entry points validate their inputs themselves (check_tokens and friends) so users get
+    # messages that name the fix; @no_type_check keeps test-time jaxtyping instrumentation from
+    # pre-empting those messages. The annotations still document the shapes.
+    @no_type_check
     def forward(
         self,
         tokens: Int[Tensor, "batch pos"],
@@ -283,6 +288,7 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
         self._check_hook_specs([(name, hook)])
         super().add_hook(name, hook, dir=dir, is_permanent=is_permanent, level=level, prepend=prepend)
 
+    @no_type_check
     def run_with_cache(
         self, *model_args: Any, names_filter: NamesFilter = None, **kwargs: Any
     ) -> tuple[Tensor, ActivationCache]:
@@ -296,6 +302,7 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
         return out, ActivationCache(cache, self, has_batch_dim=not kwargs.get("remove_batch_dim", False))
 
     # ---- helpers TransformerLens's tools call ----------------------------------------------
+    @no_type_check
     def to_tokens(self, input: Any, prepend_bos: bool | None = None, **_: Any) -> Int[Tensor, "batch pos"]:
         """Tokens as a ``[batch, pos]`` tensor. Strings need a tokenizer (``circuits.load`` attaches one)."""
         if isinstance(input, str):
