@@ -303,8 +303,13 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
 
     # ---- helpers TransformerLens's tools call ----------------------------------------------
     @no_type_check
-    def to_tokens(self, input: Any, prepend_bos: bool | None = None, **_: Any) -> Int[Tensor, "batch pos"]:
-        """Tokens as a ``[batch, pos]`` tensor. Strings need a tokenizer (``circuits.load`` attaches one)."""
+    def to_tokens(
+        self, input: Any, prepend_bos: bool | None = None, truncate: bool = True, **_: Any
+    ) -> Int[Tensor, "batch pos"]:
+        """Tokens as a ``[batch, pos]`` tensor. Strings need a tokenizer (``circuits.load`` attaches one).
+
+        As in TransformerLens, ``truncate=True`` keeps the first ``n_ctx`` tokens of a string.
+        """
         if isinstance(input, str):
             if self.tokenizer is None:
                 raise TypeError(
@@ -312,6 +317,8 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
                     "or load the model with circuits.load(path), which attaches its tokenizer"
                 )
             input = torch.tensor(self.tokenizer.encode(input, bos=prepend_bos is not False))
+            if truncate:
+                input = input[: self.config.n_ctx]
         if isinstance(input, (list, tuple)):
             input = torch.tensor(input)
         if isinstance(input, Tensor) and input.ndim == 1:

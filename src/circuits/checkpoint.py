@@ -1,0 +1,264 @@
+"""Checkpoints: one folder per saved step, safetensors + JSON only (no pickle anywhere).
+
+A run folder (``circuits train --out DIR``)::
+
+    DIR/run.json                       what this run is (configs, corpus); marks the folder as ours
+    DIR/metrics.jsonl                  one JSON object per log / eval event
+    DIR/checkpoints/step_000000/       one folder per checkpoint (step 0 = the initialisation)
+        model.safetensors              weights (float32)
+        config.json                    model + training config, step, losses, data and provenance
+        tokenizer.json                 the BPE (``circuits.Tokenizer.load``)
+        training_state.json            step and counters for --resume
+        optimizer.safetensors          AdamW moments (kept in the newest checkpoint only)
+
+Every checkpoint folder is written under a temporary name and renamed when complete, so a
+killed process leaves the previous checkpoints intact. ``circuits.load(path)`` accepts a
+checkpoint folder or a run folder (then the newest checkpoint).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import platform
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from circuits.atomic import atomic_directory
+from circuits.config import TransformerConfig
+from circuits.model import Transformer
+from circuits.tokenizer import Tokenizer
+
+FORMAT = "circuits-checkpoint"
+RUN_FORMAT = "circuits-run"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+TOKENIZER_FILE = "tokenizer.json"
+STATE_FILE = "training_state.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+RUN_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINTS = "checkpoints"
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def step_dir(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINTS / f"step_{step:06d}"
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of every complete checkpoint in a run folder, oldest first."""
+    folder = Path(run_dir) / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    found = []
+    for child in folder.iterdir():
+        match = _STEP_DIR.match(child.name)
+        if match and (child / CONFIG_FILE).is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+# ---- writing ------------------------------------------------------------------------------
+def save_checkpoint(
+    folder: Path,
+    model: Transformer,
+    tokenizer: Tokenizer,
+    info: dict[str, Any],
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    training_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write one checkpoint folder atomically. ``info`` goes into ``config.json`` next to the model config."""
+    with atomic_directory(Path(folder)) as tmp:
+        save_file(_contiguous(model.state_dict()), str(tmp / MODEL_FILE), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
+        config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.config.to_dict(), **info}
+        _write_json(tmp / CONFIG_FILE, config)
+        (tmp / TOKENIZER_FILE).write_text(tokenizer.to_json(), encoding="utf-8")
+        if training_state is not None:
+            _write_json(tmp / STATE_FILE, training_state)
+        if optimizer is not None:
+            tensors, groups = optimizer_to_safetensors(optimizer, model)
+            save_file(tensors, str(tmp / OPTIMIZER_FILE), metadata={"format": FORMAT, "param_groups": json.dumps(groups)})
+    return Path(folder)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def optimizer_to_safetensors(optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """AdamW state as named tensors (``state.<param name>.<key>``) plus JSON-able param groups."""
+    names = {id(param): name for name, param in model.named_parameters()}
+    tensors: dict[str, torch.Tensor] = {}
+    groups = []
+    for group in optimizer.param_groups:
+        hyper = {key: (list(value) if isinstance(value, tuple) else value) for key, value in group.items() if key != "params"}
+        groups.append({**hyper, "params": [names[id(param)] for param in group["params"]]})
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                tensor = value if isinstance(value, torch.Tensor) else torch.tensor(value)
+                tensors[f"state.{names[id(param)]}.{key}"] = tensor.detach().cpu().contiguous()
+    return tensors, groups
+
+
+def load_optimizer_state(folder: Path, optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> None:
+    """Restore what :func:`optimizer_to_safetensors` wrote into an optimizer built over the same model."""
+    path = Path(folder) / OPTIMIZER_FILE
+    tensors = _read_safetensors(path)
+    if not tensors:
+        return  # saved before the first step: AdamW has no state yet
+    names = {id(param): name for name, param in model.named_parameters()}
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            name = names[id(param)]
+            state = {key.rsplit(".", 1)[1]: value for key, value in tensors.items() if key.rsplit(".", 1)[0] == f"state.{name}"}
+            if not state:
+                raise ValueError(f"{path} has no optimizer state for parameter {name!r}; the checkpoint does not match this model")
+            optimizer.state[param] = {
+                key: (value.to(param.device) if key != "step" else value) for key, value in state.items()
+            }
+
+
+def prune_optimizer_states(run_dir: Path, keep: Path) -> None:
+    """Delete ``optimizer.safetensors`` from every checkpoint but ``keep`` (resume only needs the newest)."""
+    for _, folder in list_checkpoints(run_dir):
+        if folder != keep:
+            (folder / OPTIMIZER_FILE).unlink(missing_ok=True)
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
+
+
+# ---- reading ------------------------------------------------------------------------------
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint folder from a checkpoint folder or a run folder (its newest checkpoint)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint or run folder at {path}")
+    if (path / CONFIG_FILE).is_file():
+        return path
+    checkpoints = list_checkpoints(path)
+    if checkpoints:
+        return checkpoints[-1][1]
+    raise ValueError(
+        f"{path} is neither a circuits checkpoint (no {CONFIG_FILE}) nor a run folder with checkpoints "
+        f"(no {CHECKPOINTS}/step_*/); point at a folder written by `circuits train`"
+    )
+
+
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``config.json`` of a checkpoint (``path`` may be a run folder), checked to be ours."""
+    folder = resolve_checkpoint(path)
+    config = _read_json(folder / CONFIG_FILE)
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ValueError(f"{folder / CONFIG_FILE} is not a circuits checkpoint config (no \"format\": \"{FORMAT}\"); was it written by another tool?")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{folder} has checkpoint format version {config.get('format_version')}; this circuits reads version {FORMAT_VERSION}")
+    return config
+
+
+def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[Transformer, Tokenizer]:
+    """Load ``(model, tokenizer)`` from a checkpoint or run folder; the tokenizer is also attached as ``model.tokenizer``.
+
+    The model is in eval mode. Raises ``ValueError`` for folders that are not ours, truncated
+    files, or weights that do not match the stored config.
+    """
+    folder = resolve_checkpoint(path)
+    config = read_config(folder)
+    model = Transformer(TransformerConfig.from_dict(config["model"]))
+    load_weights(model, folder)
+    tokenizer = Tokenizer.load(folder / TOKENIZER_FILE)
+    if tokenizer.vocab_size > model.config.d_vocab:
+        raise ValueError(
+            f"{folder}: tokenizer has {tokenizer.vocab_size} tokens but the model's d_vocab is {model.config.d_vocab}; "
+            "the files come from different runs"
+        )
+    model.tokenizer = tokenizer
+    return model.to(device).eval(), tokenizer
+
+
+def load_weights(model: Transformer, folder: Path) -> None:
+    """Copy ``model.safetensors`` into ``model``, checking names and shapes."""
+    path = Path(folder) / MODEL_FILE
+    tensors = _read_safetensors(path)
+    expected = model.state_dict()
+    missing, unexpected = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ValueError(f"{path} does not match its config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise ValueError(f"{path}: {name} has shape {tuple(tensor.shape)}, the config implies {tuple(expected[name].shape)}")
+    model.load_state_dict(tensors, strict=True)
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {path.name} in {path.parent}; the checkpoint is incomplete")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable safetensors file ({error}); it may be truncated or not ours") from None
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); it may be truncated or not ours") from None
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON file with the clear errors of this module."""
+    return _read_json(Path(path))
+
+
+# ---- provenance ---------------------------------------------------------------------------
+def provenance() -> dict[str, Any]:
+    """Package versions, git commit of the code, host, and time: recorded in every checkpoint."""
+    import numpy
+    import tokenizers
+
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        circuits_version = version("circuits")
+    except PackageNotFoundError:
+        circuits_version = None
+    commit, dirty = _git_commit()
+    return {
+        "circuits": circuits_version,
+        "torch": torch.__version__,
+        "tokenizers": tokenizers.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def _git_commit() -> tuple[str | None, bool | None]:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None, None
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=10)
+        return commit.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None, None

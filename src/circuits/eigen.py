@@ -1,0 +1,201 @@
+"""Eigenvalue and diagonal statistics of the full circuits: copying, same-matching, the induction eigen-corner.
+
+Positivity of a square matrix ``M`` is ``sum(eigenvalues) / sum(|eigenvalues|)`` in ``[-1, 1]``
+(Framework paper, "Detecting Copying Behavior"): +1 when every eigenvalue is positive (the
+matrix maps each token set onto itself: copying for OV, same-matching for QK), about 0 for
+random matrices, -1 for anti-copying. It is ``nan`` for a zero matrix (0/0).
+
+Nothing here forms a ``d_vocab x d_vocab`` matrix: the non-zero eigenvalues of ``AB`` are those
+of ``BA`` (Framework paper, "Working with Low-Rank Matrices"), so for the full OV circuit
+``W_E W_V W_O W_U`` we take the eigenvalues of the ``d_head x d_head`` matrix
+``W_O (W_U W_E) W_V``, with the ``d_model x d_model`` product ``W_U W_E`` computed once for all
+heads. Every statistic uses the folded weights of :func:`circuits.processing.folded_weights`
+(norm gains folded in automatically; biases and the normalization scale left out).
+
+Diagonal accuracy is the fraction of rows whose own entry is among the top ``k`` of the row,
+computed over chunks of rows so that at most about ``2**24`` entries exist at once.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Complex, Float
+from torch import Tensor
+
+from circuits.model import Transformer
+from circuits.processing import FoldedWeights, folded_weights
+from circuits.qkov import _index, _no_rotary, _ranges
+
+__all__ = [
+    "eigenvalue_positivity",
+    "ov_eigenvalues",
+    "qk_eigenvalues",
+    "copying_scores",
+    "qk_positivity",
+    "diagonal_accuracy",
+    "induction_qk_positivity",
+    "prefix_matching_qk_trace",
+]
+
+#: Largest number of circuit entries diagonal_accuracy materialises at once.
+_CHUNK_ELEMENTS = 2**24
+
+
+def eigenvalue_positivity(eigenvalues: Complex[Tensor, "*batch n"]) -> Float[Tensor, "*batch"]:
+    """``sum(lambda) / sum(|lambda|)`` over the last axis (real; the imaginary parts cancel for real matrices)."""
+    eigenvalues = eigenvalues.to(torch.complex128)
+    return (eigenvalues.sum(-1).real / eigenvalues.abs().sum(-1)).to(torch.float64)
+
+
+def ov_eigenvalues(model: Transformer, layer: int | None = None, head: int | None = None) -> Complex[Tensor, "*selection d_head"]:
+    """Eigenvalues of the full OV circuit ``W_E W_OV W_U``: those of ``W_O (W_U W_E) W_V`` (the other ``d_vocab - d_head`` are 0).
+
+    Needs ``d_vocab_out == d_vocab`` (a square circuit); raises ``ValueError`` otherwise.
+    """
+    _ranges(model, layer, head)
+    _check_square(model, "ov_eigenvalues")
+    w = folded_weights(model)
+    idx = _index(model, layer, head)
+    middle = w.W_U @ w.W_E  # [d_model, d_model]
+    return _eigvals((w.W_O[idx] @ middle) @ w.W_V[idx])
+
+
+def qk_eigenvalues(model: Transformer, layer: int | None = None, head: int | None = None) -> Complex[Tensor, "*selection d_head"]:
+    """Eigenvalues of the full QK circuit ``W_E W_QK W_E^T``: those of ``W_K^T (W_E^T W_E) W_Q``."""
+    _ranges(model, layer, head)
+    _no_rotary(model, "qk_eigenvalues")
+    w = folded_weights(model)
+    idx = _index(model, layer, head)
+    middle = w.W_E.T @ w.W_E
+    return _eigvals((w.W_K[idx].transpose(-2, -1) @ middle) @ w.W_Q[idx])
+
+
+def copying_scores(model: Transformer) -> Float[Tensor, "layer head"]:
+    """OV copying score of every head: positivity of the eigenvalues of the full OV circuit ``W_E W_OV W_U``.
+
+    Paper form: ``sum(lambda)/sum(|lambda|)`` of ``W_U W_OV W_E`` (same eigenvalues). +1 for a
+    head that maps every token onto itself, about 0 at random initialisation, -1 for a negated
+    copier. Folded weights (norm gains included automatically); ``[n_layers, n_heads]``, labels
+    from :func:`circuits.qkov.head_label_grid`.
+    """
+    return eigenvalue_positivity(ov_eigenvalues(model)).to(model.W_E.dtype)
+
+
+def qk_positivity(model: Transformer) -> Float[Tensor, "layer head"]:
+    """Same-matching score of every head: positivity of the eigenvalues of the full QK circuit ``W_E W_QK W_E^T``."""
+    return eigenvalue_positivity(qk_eigenvalues(model)).to(model.W_E.dtype)
+
+
+def diagonal_accuracy(
+    model: Transformer, k: int = 1, *, circuit: str = "ov", layer: int | None = None, head: int | None = None
+) -> Float[Tensor, "*selection"]:
+    """Fraction of input tokens whose own entry is in the top ``k`` of their row of the full circuit.
+
+    ``circuit="ov"``: rows of ``W_E W_OV W_U`` (does attending to token ``a`` raise ``a``'s own
+    logit most?); ``"qk"``: rows of ``W_E W_QK W_E^T`` (does a query on ``a`` attend most to a key
+    on ``a``?). Ties count in the token's favour (rank = number of strictly larger entries).
+    Rows are processed in chunks (never the whole ``d_vocab x d_vocab`` matrix). Chance level is
+    ``k / d_vocab``.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"diagonal_accuracy: k must be a positive int, got {k!r}")
+    if circuit not in ("ov", "qk"):
+        raise ValueError(f"diagonal_accuracy: circuit must be 'ov' or 'qk', got {circuit!r}")
+    _ranges(model, layer, head)
+    w = folded_weights(model)
+    idx = _index(model, layer, head)
+    if circuit == "ov":
+        _check_square(model, "diagonal_accuracy(circuit='ov')")
+        left, right = w.W_E @ w.W_V[idx], w.W_O[idx] @ w.W_U  # [*, d_vocab, d_head], [*, d_head, d_vocab]
+    else:
+        _no_rotary(model, "diagonal_accuracy(circuit='qk')")
+        left, right = w.W_E @ w.W_Q[idx], w.W_K[idx].transpose(-2, -1) @ w.W_E.T
+    d_vocab = left.shape[-2]
+    n_circuits = left[..., 0, 0].numel()
+    chunk = max(1, _CHUNK_ELEMENTS // max(1, n_circuits * right.shape[-1]))
+    hits = torch.zeros(left.shape[:-2], dtype=torch.long, device=left.device)
+    for start in range(0, d_vocab, chunk):
+        rows = torch.arange(start, min(start + chunk, d_vocab), device=left.device)
+        block = left[..., rows, :] @ right  # [*, chunk, d_vocab]
+        own = block[..., torch.arange(len(rows)), rows]  # [*, chunk]
+        rank = (block > own[..., None]).sum(-1)
+        hits += (rank < k).sum(-1)
+    return hits.to(model.W_E.dtype) / d_vocab
+
+
+def induction_qk_positivity(model: Transformer) -> Float[Tensor, "layer head layer head"]:
+    """The induction eigen-corner's QK axis: entry ``[l1, h1, l2, h2]`` is the positivity of the K-composition term
+
+    ``W_E W_QK^{h2} (W_OV^{h1})^T W_E^T`` ``[query_token, key_token]`` (paper
+    ``W_E^T W_QK^{h2} W_OV^{h1} W_E``): how much head ``h2`` attends to a key *whose previous
+    token* (moved there by a previous-token head ``h1``) matches the query token. Induction heads
+    score near +1 with their previous-token head. Computed from the ``d_head x d_head`` matrix
+    ``W_K2^T W_O1^T W_V1^T (W_E^T W_E) W_Q2``. ``nan`` where ``l1 >= l2`` (no such term).
+    Rotary models raise ``ValueError`` (the term depends on the offset).
+    """
+    _ranges(model, None, None)
+    _no_rotary(model, "induction_qk_positivity")
+    w = folded_weights(model)
+    cfg = model.config
+    L, H = cfg.n_layers, cfg.n_heads
+    out = torch.full((L, H, L, H), float("nan"), dtype=torch.float64, device=model.W_E.device)
+    E = w.W_E.T @ w.W_E
+    for l2 in range(1, L):
+        # writers: all heads of layers < l2, readers: the heads of l2
+        W_O1, W_V1 = w.W_O[:l2], w.W_V[:l2]  # [l1, h1, d_head, d_model], [l1, h1, d_model, d_head]
+        OK = torch.einsum("ahdm,gme->ahgde", W_O1, w.W_K[l2])  # W_O1 W_K2 [l1, h1, h2, d, e]
+        VEQ = torch.einsum("ahmd,mn,gne->ahgde", W_V1, E, w.W_Q[l2])  # W_V1^T E W_Q2
+        small = OK.transpose(-2, -1) @ VEQ  # W_K2^T W_O1^T W_V1^T E W_Q2
+        out[:l2, :, l2] = eigenvalue_positivity(_eigvals(small))
+    return out.to(model.W_E.dtype)
+
+
+def prefix_matching_qk_trace(model: Transformer, previous_token_scores: Float[Tensor, "layer head"]) -> Float[Tensor, "layer head"]:
+    """The In-context Learning paper's weight-based prefix-matching score ("trace of QK eigenvalues").
+
+    For head ``h2`` in layer ``l2``: ``trace(sum_{l1 < l2, h1} s[l1, h1] W_E W_QK^{h2} (W_OV^{h1})^T W_E^T)``,
+    the sum of eigenvalues of the K-composition terms weighted by each earlier head's
+    previous-token score ``s`` (``previous_token_scores [n_layers, n_heads]``, e.g. from
+    ``circuits.previous_token_scores``). Unnormalized (a raw trace, comparable between heads of
+    one model); ``nan`` for layer 0, which has no earlier heads. Computed as
+    ``<S, W_E^T W_E W_QK^{h2}>_F`` with ``S = sum s W_OV^{h1}``, never in vocabulary space.
+    """
+    _ranges(model, None, None)
+    _no_rotary(model, "prefix_matching_qk_trace")
+    cfg = model.config
+    if not isinstance(previous_token_scores, Tensor) or tuple(previous_token_scores.shape) != (cfg.n_layers, cfg.n_heads):
+        shape = tuple(previous_token_scores.shape) if isinstance(previous_token_scores, Tensor) else type(previous_token_scores).__name__
+        raise ValueError(
+            f"previous_token_scores must be a tensor [n_layers, n_heads] = [{cfg.n_layers}, {cfg.n_heads}] "
+            f"(one score per head, e.g. circuits.previous_token_scores(...)), got {shape}"
+        )
+    if not previous_token_scores.dtype.is_floating_point or not bool(torch.isfinite(previous_token_scores).all()):
+        raise ValueError("previous_token_scores must hold finite floating-point values")
+    w = folded_weights(model)
+    s = previous_token_scores.to(device=w.W_E.device, dtype=w.W_E.dtype)
+    E = w.W_E.T @ w.W_E
+    out = torch.full((cfg.n_layers, cfg.n_heads), float("nan"), dtype=w.W_E.dtype, device=w.W_E.device)
+    for l2 in range(1, cfg.n_layers):
+        S = torch.einsum("ah,ahmd,ahdn->mn", s[:l2], w.W_V[:l2], w.W_O[:l2])  # weighted sum of OV [d_model, d_model]
+        # trace(W_E QK2 S^T W_E^T) = trace(W_K2^T S^T E W_Q2)
+        out[l2] = _trace_scores(E, S, w, l2)
+    return out
+
+
+def _trace_scores(E: Tensor, S: Tensor, w: FoldedWeights, l2: int) -> Tensor:
+    """``trace(W_K^T S^T E W_Q)`` for each head of layer ``l2``."""
+    SE = S.T @ E  # [d_model, d_model]
+    return torch.einsum("gmd,mn,gnd->g", w.W_K[l2], SE, w.W_Q[l2])
+
+
+def _eigvals(small: Tensor) -> Tensor:
+    return torch.linalg.eigvals(small.to(torch.float64))
+
+
+def _check_square(model: Transformer, what: str) -> None:
+    cfg = model.config
+    if cfg.d_vocab_out_ != cfg.d_vocab:
+        raise ValueError(
+            f"{what}: the full OV circuit is {cfg.d_vocab} x {cfg.d_vocab_out_} (d_vocab_out != d_vocab), so it has no "
+            "diagonal or eigenvalues; copying statistics need the same input and output vocabulary"
+        )

@@ -1,0 +1,226 @@
+"""What every experiment shares: result sections, figures, claims, and the model zoo.
+
+An experiment module (``circuits.experiments.<name>``) has one question and this shape::
+
+    NAME = "two_layer"                      # also the report section key and the cache key
+    TITLE = "Two-layer attention-only model: induction heads"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Config:                           # documented defaults; Config.quick() gives the tiny settings
+        ...
+        @classmethod
+        def quick(cls) -> "Config": ...
+
+    def compute(cfg: Config, zoo: Zoo) -> dict:       # numbers only (JSON-able), no figures
+    def build(results: dict, cfg: Config, zoo: Zoo) -> Section:   # figures, text and claims from results
+
+Computing and building are separate so that the report can cache ``compute``'s output (a JSON
+file keyed by the config and the zoo) and rebuild the figures without recomputing. ``run``
+below is the one-call version, and ``experiments/<name>.py`` at the repository root is a
+script calling :func:`circuits.experiments.cli_main` for one experiment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from circuits.checkpoint import list_checkpoints, load
+from circuits.config import TransformerConfig
+from circuits.model import Transformer
+from circuits.presets import get_preset
+from circuits.tokenizer import Tokenizer
+from circuits.train_config import TrainConfig
+
+#: Bump when a change to the training code should invalidate cached runs.
+CODE_VERSION = "1"
+
+
+# ---- what an experiment returns ---------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Figure:
+    """One plotly figure with a stable ``key`` (file name of its static export) and a caption."""
+
+    key: str
+    title: str
+    caption: str  # what the figure shows, one or two sentences, measured numbers included
+    fig: Any  # plotly.graph_objects.Figure
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """A checkable claim of the papers, the paper's value and this run's measurement.
+
+    ``holds`` is ``None`` when the run could not test it (say why in ``measured``); a claim that
+    does not hold is reported as such, never dropped.
+    """
+
+    key: str
+    statement: str  # the claim, in the paper's terms
+    source: str  # e.g. "Framework paper, one-layer section"
+    paper_value: str
+    measured: str
+    holds: bool | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Table:
+    """A small table shown as HTML (e.g. skip-trigram examples)."""
+
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    caption: str = ""
+
+
+@dataclass(kw_only=True)
+class Section:
+    """One report section: an experiment's figures, tables, claims and short text."""
+
+    key: str
+    title: str
+    intro: str  # what the experiment asks and how (a paragraph, plain text or simple HTML)
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # caveats (scaled indices, quick mode, ...)
+
+
+# ---- the models an experiment reads ------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ZooSettings:
+    """How the zoo trains its models.
+
+    Full mode trains the presets as defined in :mod:`circuits.presets` on the standard library.
+    Quick mode shrinks every preset (``quick_*``) and trains on one stdlib package, so the
+    whole report pipeline runs in about a minute.
+    """
+
+    quick: bool = False
+    corpus: str | None = None  # None: the stdlib (full) or its ``quick_corpus`` package (quick)
+    quick_corpus: str = "json"
+    quick_steps: int = 40
+    quick_d_model: int = 32
+    quick_n_heads: int = 4
+    quick_vocab: int = 300
+    quick_n_ctx: int = 48
+    quick_batch: int = 8
+
+
+class Zoo:
+    """Trained models by preset name, trained on first use and reused afterwards.
+
+    Each run lives in ``root/<preset>-<key>`` where ``key`` hashes the model and training
+    configs, the corpus fingerprint and :data:`CODE_VERSION`: a changed config never reuses
+    a run, and an interrupted run resumes from its last checkpoint.
+    """
+
+    def __init__(self, root: str | os.PathLike, settings: ZooSettings | None = None, *, cache_dir: str | os.PathLike | None = None, progress: bool = True):
+        self.root = Path(root)
+        self.settings = settings or ZooSettings()
+        self.cache_dir = cache_dir
+        self.progress = progress
+        self._corpus = None
+        self.timings: dict[str, float] = {}  # preset -> seconds spent training in this process
+
+    @property
+    def quick(self) -> bool:
+        return self.settings.quick
+
+    @property
+    def corpus(self):
+        from circuits.data import find_corpus
+
+        if self._corpus is None:
+            spec = self.settings.corpus
+            if spec is None and self.quick:
+                spec = str(Path(sysconfig.get_paths()["stdlib"]) / self.settings.quick_corpus)
+            self._corpus = find_corpus(spec)
+        return self._corpus
+
+    def configs(self, name: str) -> tuple[TransformerConfig, TrainConfig]:
+        """The (model, training) configs the zoo uses for preset ``name`` (shrunk in quick mode)."""
+        preset = get_preset(name)
+        model_cfg, train_cfg = preset.model, preset.train
+        if self.quick:
+            s = self.settings
+            n_kv = None if model_cfg.n_kv_heads is None else max(1, s.quick_n_heads * model_cfg.n_kv_heads // model_cfg.n_heads)
+            model_cfg = model_cfg.replace(
+                d_model=s.quick_d_model,
+                n_heads=s.quick_n_heads,
+                d_head=s.quick_d_model // s.quick_n_heads,
+                n_kv_heads=n_kv,
+                d_vocab=s.quick_vocab,
+                n_ctx=s.quick_n_ctx,
+                d_mlp=None if model_cfg.attn_only else 4 * s.quick_d_model,
+                rotary_dim=None,
+            )
+            train_cfg = dataclasses.replace(
+                train_cfg, steps=s.quick_steps, batch_size=s.quick_batch, warmup_steps=min(train_cfg.warmup_steps, s.quick_steps // 4),
+                eval_windows=8, n_log_checkpoints=6, n_linear_checkpoints=4,
+            )
+        return model_cfg, train_cfg
+
+    def run_dir(self, name: str) -> Path:
+        model_cfg, train_cfg = self.configs(name)
+        key = _digest({"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "corpus": self.corpus.fingerprint, "code": CODE_VERSION})
+        return self.root / f"{name}-{key}"
+
+    def ensure(self, name: str) -> Path:
+        """Train preset ``name`` unless a complete run exists (resuming an interrupted one); return its folder."""
+        import time
+
+        from circuits.training import train
+
+        folder = self.run_dir(name)
+        if not _complete(folder):
+            model_cfg, train_cfg = self.configs(name)
+            start = time.perf_counter()
+            train(model_cfg, train_cfg, out_dir=folder, corpus=self.corpus, resume=True, cache_dir=self.cache_dir, progress=self.progress)
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+        return folder
+
+    def model(self, name: str, step: int | None = None) -> tuple[Transformer, Tokenizer]:
+        """The trained model (final checkpoint, or the checkpoint at ``step``) and its tokenizer, in eval mode."""
+        folder = self.ensure(name)
+        if step is None:
+            return load(folder)
+        for s, path in list_checkpoints(folder):
+            if s == step:
+                return load(path)
+        raise ValueError(f"run {folder} has no checkpoint at step {step}; steps: {[s for s, _ in list_checkpoints(folder)]}")
+
+    def checkpoints(self, name: str) -> list[tuple[int, Path]]:
+        """``(step, folder)`` of every checkpoint of preset ``name``, in step order (step 0 = initialisation)."""
+        return list_checkpoints(self.ensure(name))
+
+    def metrics(self, name: str) -> list[dict]:
+        """The run's ``metrics.jsonl`` records (``kind`` "train" or "eval")."""
+        path = self.ensure(name) / "metrics.jsonl"
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def describe(self) -> dict:
+        return {"root": str(self.root), "quick": self.quick, "corpus": self.corpus.describe(), "code_version": CODE_VERSION}
+
+
+def _complete(folder: Path) -> bool:
+    try:
+        return bool(json.loads((folder / "run.json").read_text(encoding="utf-8")).get("complete"))
+    except (OSError, ValueError):
+        return False
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def config_key(cfg: Any) -> str:
+    """A short hash of an experiment config dataclass (for result caches)."""
+    return _digest(dataclasses.asdict(cfg))

@@ -1,0 +1,269 @@
+"""In-context learning: the ICL score, per-token loss vectors, and both over a sequence of checkpoints.
+
+**ICL score** (In-context Learning paper, "Key Concepts"): mean loss at a late token index minus
+mean loss at an early one, over a fixed evaluation set; negative when later tokens are easier.
+The paper uses indices 500 and 50 of 512-token examples. *Index convention*: index ``i`` is the
+0-based position of the *predicted* token, so its loss is ``per_token_loss[:, i - 1]`` (the
+prediction made at position ``i - 1``). When the sequences are too short for index 500,
+:func:`icl_indices` scales both indices by ``n_pos / 512`` and says so in its ``note``.
+
+**Per-token loss vectors** (the paper's PCA analysis): for a fixed sample of (example, index)
+pairs, the loss of each; :func:`sample_token_indices` draws one index per example from a seed,
+so every checkpoint is evaluated on the same pairs.
+
+:func:`checkpoint_metrics` computes all of these, plus previous-token, induction and
+prefix-matching scores, for an iterable of models or ``(step, model)`` pairs in one call (models
+are used one at a time, so a generator that loads checkpoints lazily keeps one in memory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from circuits._common import HooksForBatch, check_model, token_batches
+from circuits.scores import (
+    _PATTERN_TARGETS,
+    induction_scores,
+    per_position_loss,
+    prefix_matching_scores,
+    stream_pattern_scores,
+)
+
+PAPER_LATE, PAPER_EARLY, PAPER_LENGTH = 500, 50, 512
+
+
+@dataclass(frozen=True)
+class ICLIndices:
+    """The token indices an ICL score compares; ``scaled`` and ``note`` say whether they differ from the paper's."""
+
+    late: int
+    early: int
+    scaled: bool
+    note: str
+
+
+def icl_indices(n_pos: int, late: int | None = None, early: int | None = None) -> ICLIndices:
+    """Resolve the ICL indices for ``n_pos``-token sequences.
+
+    Given ``late`` and ``early``, they are checked (``1 <= early < late <= n_pos - 1``, else
+    ``ValueError``). Left out, they are the paper's 500 and 50 when the sequences are long enough,
+    else scaled by ``n_pos / 512`` (``scaled=True``, with a note saying so).
+    """
+    if isinstance(n_pos, bool) or not isinstance(n_pos, int) or n_pos < 1:
+        raise ValueError(f"n_pos must be a positive int, got {n_pos!r}")
+    if late is None and early is None:
+        if n_pos > PAPER_LATE:
+            return ICLIndices(PAPER_LATE, PAPER_EARLY, False, f"paper indices ({PAPER_LATE}, {PAPER_EARLY})")
+        factor = n_pos / PAPER_LENGTH
+        late, early = min(n_pos - 1, round(PAPER_LATE * factor)), max(1, round(PAPER_EARLY * factor))
+        if not early < late:
+            raise ValueError(f"sequences of {n_pos} tokens are too short for an ICL score (need two distinct indices >= 1)")
+        note = (
+            f"ICL indices scaled from the paper's ({PAPER_LATE}, {PAPER_EARLY}) for {PAPER_LENGTH}-token examples "
+            f"to ({late}, {early}) for {n_pos}-token sequences (factor {factor:.3g})"
+        )
+        return ICLIndices(late, early, True, note)
+    if late is None or early is None:
+        raise ValueError(f"give both late and early (or neither, for the paper's scaled defaults); got late={late}, early={early}")
+    for name, value in (("late", late), ("early", early)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int token index, got {value!r}")
+    if not 1 <= early < late:
+        raise ValueError(f"ICL indices need 1 <= early < late, got early={early}, late={late}")
+    if late > n_pos - 1:
+        raise ValueError(
+            f"ICL index late={late} needs sequences of at least {late + 1} tokens, got {n_pos}; "
+            f"use a smaller index (at most {n_pos - 1}) or leave late/early out to scale the paper's indices"
+        )
+    return ICLIndices(late, early, False, f"indices ({late}, {early}) as given")
+
+
+def icl_score(
+    model,
+    tokens: Int[Tensor, "batch pos"] | Iterable[Tensor],
+    late: int | None = None,
+    early: int | None = None,
+    *,
+    batch_size: int = 32,
+    hooks_for_batch: HooksForBatch | None = None,
+) -> float:
+    """Mean loss at token index ``late`` minus mean loss at ``early`` over ``tokens`` (negative = in-context learning).
+
+    Indices as in :func:`icl_indices` (left out: the paper's 500/50, scaled to shorter
+    sequences; call ``icl_indices(n_pos)`` to see the values and the note).
+    """
+    loss = per_position_loss(model, tokens, batch_size=batch_size, hooks_for_batch=hooks_for_batch)
+    idx = icl_indices(loss.shape[0] + 1, late, early)
+    return float(loss[idx.late - 1] - loss[idx.early - 1])
+
+
+def sample_token_indices(n_examples: int, n_pos: int, seed: int, per_example: int = 1) -> Int[Tensor, "n_pairs 2"]:
+    """A fixed sample of ``(example, index)`` pairs: ``per_example`` distinct indices in ``[1, n_pos)`` per example."""
+    if n_pos < 2:
+        raise ValueError(f"per-token losses need sequences of at least 2 tokens, got n_pos={n_pos}")
+    if not 1 <= per_example <= n_pos - 1:
+        raise ValueError(f"per_example must be in [1, {n_pos - 1}], got {per_example}")
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    index = torch.rand(n_examples, n_pos - 1, generator=generator).argsort(-1)[:, :per_example] + 1
+    example = torch.arange(n_examples)[:, None].expand(-1, per_example)
+    return torch.stack([example.reshape(-1), index.reshape(-1)], dim=-1)
+
+
+def _pair_losses(per_token: Tensor, pairs: Tensor, row_offset: int) -> tuple[Tensor, Tensor]:
+    """Losses of the pairs whose example lies in this batch: (positions in ``pairs``, losses)."""
+    rows = pairs[:, 0] - row_offset
+    inside = (rows >= 0) & (rows < per_token.shape[0])
+    where = inside.nonzero().squeeze(-1)
+    return where, per_token[rows[where], pairs[where, 1] - 1]
+
+
+def per_token_losses(
+    model,
+    tokens: Int[Tensor, "batch pos"],
+    pairs: Int[Tensor, "n_pairs 2"],
+    *,
+    batch_size: int = 32,
+    hooks_for_batch: HooksForBatch | None = None,
+) -> Float[Tensor, "n_pairs"]:
+    """The loss of predicting ``tokens[example, index]`` for each ``(example, index)`` pair (streamed)."""
+    check_model(model)
+    tokens = model.check_tokens(tokens)
+    _check_pairs(pairs, tokens.shape)
+    losses = torch.full((pairs.shape[0],), float("nan"))
+    offset = 0
+    with torch.no_grad():
+        for chunk in token_batches(model, tokens, batch_size):
+            extra = list(hooks_for_batch(chunk)) if hooks_for_batch is not None else []
+            with model.hooks(fwd_hooks=extra):
+                per_token = model(chunk, return_type="per_token_loss").float().cpu()
+            where, values = _pair_losses(per_token, pairs.cpu(), offset)
+            losses[where] = values
+            offset += chunk.shape[0]
+    return losses
+
+
+def _check_pairs(pairs: Tensor, shape: tuple[int, ...]) -> None:
+    if pairs.ndim != 2 or pairs.shape[1] != 2 or pairs.dtype.is_floating_point:
+        raise ValueError(f"pairs must be an integer tensor [n_pairs, 2] of (example, index), got shape {tuple(pairs.shape)}")
+    if pairs.numel() == 0:
+        return
+    if int(pairs[:, 0].min()) < 0 or int(pairs[:, 0].max()) >= shape[0]:
+        raise ValueError(f"pair examples must be in [0, {shape[0]}) (the rows of tokens)")
+    if int(pairs[:, 1].min()) < 1 or int(pairs[:, 1].max()) >= shape[1]:
+        raise ValueError(
+            f"pair indices must be in [1, {shape[1]}) (index i is the predicted token; sequences have {shape[1]} tokens)"
+        )
+
+
+# ---- over checkpoints ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckpointMetrics:
+    """Metrics of a sequence of checkpoints (first axis ``checkpoint``, labelled by ``steps``).
+
+    ``icl``: ICL score on ``tokens`` (indices in ``indices``, with its note when scaled);
+    ``loss``: mean next-token loss; ``per_position_loss``: mean loss at each position;
+    ``loss_vectors``: per-token losses of the fixed ``pairs`` (for PCA across checkpoints);
+    ``previous_token``: on ``tokens``; ``induction`` / ``prefix_matching``: on generated repeated
+    random tokens (same seed for every checkpoint).
+    """
+
+    steps: list[int]
+    icl: Float[Tensor, "checkpoint"]
+    loss: Float[Tensor, "checkpoint"]
+    per_position_loss: Float[Tensor, "checkpoint pos_minus_1"]
+    loss_vectors: Float[Tensor, "checkpoint n_pairs"]
+    pairs: Int[Tensor, "n_pairs 2"]
+    previous_token: Float[Tensor, "checkpoint layer head"]
+    induction: Float[Tensor, "checkpoint layer head"]
+    prefix_matching: Float[Tensor, "checkpoint layer head"]
+    indices: ICLIndices
+
+
+def checkpoint_metrics(
+    models: Iterable[Any],
+    tokens: Int[Tensor, "batch pos"],
+    *,
+    pairs: Int[Tensor, "n_pairs 2"] | None = None,
+    late: int | None = None,
+    early: int | None = None,
+    seed: int = 0,
+    induction: dict[str, Any] | None = None,
+    prefix_matching: dict[str, Any] | None = None,
+    batch_size: int = 32,
+) -> CheckpointMetrics:
+    """ICL score, loss curves, per-token loss vectors and head scores for each model, in one call.
+
+    ``models`` yields models or ``(step, model)`` pairs (steps default to 0, 1, ...). ``pairs``
+    defaults to one index per example of ``tokens`` drawn with ``seed``. ``induction`` and
+    ``prefix_matching`` are keyword arguments for :func:`circuits.induction_scores` and
+    :func:`circuits.prefix_matching_scores` (``seed`` included, so all checkpoints see the same tokens).
+    """
+    if not isinstance(tokens, Tensor) or tokens.ndim != 2:
+        raise ValueError("tokens must be a fixed [batch, pos] evaluation set (the same tokens for every checkpoint)")
+    indices = icl_indices(tokens.shape[1], late, early)
+    pairs = sample_token_indices(tokens.shape[0], tokens.shape[1], seed) if pairs is None else pairs
+    _check_pairs(pairs, tuple(tokens.shape))
+    rows: dict[str, list[Tensor]] = {k: [] for k in ("icl", "loss", "ppl", "vec", "prev", "ind", "pm")}
+    steps: list[int] = []
+    for i, item in enumerate(models):
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], int):
+            step, model = item
+        else:
+            step, model = i, item
+        check_model(model)
+        steps.append(step)
+        per_position, vector = _loss_and_prev(model, tokens, pairs, batch_size, rows["prev"])
+        rows["ppl"].append(per_position)
+        rows["loss"].append(per_position.mean())
+        rows["icl"].append(per_position[indices.late - 1] - per_position[indices.early - 1])
+        rows["vec"].append(vector)
+        rows["ind"].append(induction_scores(model, **(induction or {})).cpu())
+        rows["pm"].append(prefix_matching_scores(model, **(prefix_matching or {})).cpu())
+    if not steps:
+        raise ValueError("models is empty: give at least one model or (step, model) pair")
+    shapes = {tuple(t.shape) for t in rows["prev"]}
+    if len(shapes) != 1:
+        raise ValueError(f"all checkpoints must have the same layers and heads, got score shapes {sorted(shapes)}")
+    return CheckpointMetrics(
+        steps=steps,
+        icl=torch.stack(rows["icl"]),
+        loss=torch.stack(rows["loss"]),
+        per_position_loss=torch.stack(rows["ppl"]),
+        loss_vectors=torch.stack(rows["vec"]),
+        pairs=pairs,
+        previous_token=torch.stack(rows["prev"]).float(),
+        induction=torch.stack(rows["ind"]).float(),
+        prefix_matching=torch.stack(rows["pm"]).float(),
+        indices=indices,
+    )
+
+
+def _loss_and_prev(model, tokens: Tensor, pairs: Tensor, batch_size: int, prev_rows: list) -> tuple[Tensor, Tensor]:
+    """One streamed pass: per-position loss, the pairs' losses and previous-token scores."""
+    total = torch.zeros(tokens.shape[1] - 1, dtype=torch.float64)
+    vector = torch.full((pairs.shape[0],), float("nan"))
+    state = {"offset": 0, "n": 0}
+
+    def on_output(chunk: Tensor, per_token: Tensor) -> None:
+        per_token = per_token.float().cpu()
+        total.add_(per_token.double().sum(0))
+        where, values = _pair_losses(per_token, pairs.cpu(), state["offset"])
+        vector[where] = values
+        state["offset"] += chunk.shape[0]
+        state["n"] += chunk.shape[0]
+
+    scores = stream_pattern_scores(
+        model,
+        token_batches(model, tokens, batch_size),
+        {"previous_token": _PATTERN_TARGETS["previous_token"]},
+        on_output=on_output,
+        return_type="per_token_loss",
+    )
+    prev_rows.append(scores["previous_token"].cpu())
+    return (total / state["n"]).float(), vector
