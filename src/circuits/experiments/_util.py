@@ -1,0 +1,143 @@
+"""Small helpers shared by the two-layer, phase-change, variants and real-model experiments (internal).
+
+JSON conversion of results, the fixed evaluation text of a zoo model, a banded ICL score, and
+plotly builders used by several sections (head-grid heatmaps, token-labelled attention patterns).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+
+# ---- results are plain JSON ----------------------------------------------------------------------
+def jsonable(value: Any) -> Any:
+    """Tensors and arrays to nested lists, non-finite floats to ``None``, floats rounded to 6 significant digits."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().double().numpy() if value.is_floating_point() else value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            return None
+        return float(f"{value:.6g}")
+    return value
+
+
+def array(value: Any) -> np.ndarray:
+    """A result list back to a float array (``None`` -> ``nan``)."""
+    return np.array(_nan(value), dtype=float)
+
+
+def _nan(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_nan(v) for v in value]
+    return float("nan") if value is None else value
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{float(value):.{digits}g}" if abs(float(value)) < 1000 else f"{float(value):,.0f}"
+
+
+# ---- evaluation text ---------------------------------------------------------------------------
+def eval_tokens(zoo, name: str, tokenizer, n_windows: int) -> torch.Tensor:
+    """``n_windows`` fixed, evenly spaced validation windows (BOS first) of preset ``name``'s corpus split, ``[batch, n_ctx]``."""
+    from circuits.data import eval_windows, get_tokens
+
+    model_cfg, train_cfg = zoo.configs(name)
+    data = get_tokens(zoo.corpus, tokenizer, val_fraction=train_cfg.val_fraction, cache_dir=zoo.cache_dir)
+    return eval_windows(data.val, model_cfg.n_ctx, n_windows, data.bos_id)
+
+
+def icl_bands(n_pos: int) -> tuple[list[int], list[int], str]:
+    """Token-index bands for a low-variance ICL score: around the paper's 500 and 50, scaled to ``n_pos``.
+
+    The paper's score is the loss at index 500 minus the loss at index 50 averaged over 10,000
+    examples; with a few dozen examples a single index is too noisy, so we average the loss over
+    a few neighbouring indices of each (late: the last ``max(2, n_pos // 16)`` indices up to the
+    scaled 500; early: the scaled 50 plus or minus ``max(1, n_pos // 64)``).
+    """
+    from circuits.icl import icl_indices
+
+    idx = icl_indices(n_pos)
+    w_late, w_early = max(2, n_pos // 16), max(1, n_pos // 64)
+    late = list(range(max(idx.early + 2 * w_early + 1, idx.late - w_late + 1), idx.late + 1))
+    early = list(range(max(1, idx.early - w_early), min(idx.early + w_early, n_pos - 1) + 1))
+    note = (
+        f"{idx.note}. The ICL score here is the mean loss over token indices {late[0]}-{late[-1]} minus the mean loss over "
+        f"indices {early[0]}-{early[-1]} (bands around the scaled indices, to average out the noise of a small evaluation set); "
+        "negative when later tokens are easier, and |ICL| is plotted."
+    )
+    return late, early, note
+
+
+def band_icl(per_position_loss: np.ndarray, late: Sequence[int], early: Sequence[int]) -> np.ndarray:
+    """ICL score(s) from per-position losses ``[..., pos - 1]`` (entry ``i - 1`` = loss of predicting token ``i``)."""
+    loss = np.asarray(per_position_loss, dtype=float)
+    return loss[..., [i - 1 for i in late]].mean(-1) - loss[..., [i - 1 for i in early]].mean(-1)
+
+
+# ---- figures -----------------------------------------------------------------------------------
+def unique_labels(strings: Sequence[str]) -> list[str]:
+    """Axis labels for tokens: ``"{position} {token}"`` (plotly merges equal category labels)."""
+    return [f"{i} {s}" for i, s in enumerate(strings)]
+
+
+def head_heatmaps(panels: dict[str, np.ndarray], *, title: str, zmin: float | None = 0.0, zmax: float | None = None, colorscale: str = "Blues"):
+    """One heatmap per panel (``[layer, head]`` arrays), layers on y and heads on x, values written in the cells."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels), horizontal_spacing=0.08)
+    for i, (name, z) in enumerate(panels.items()):
+        z = np.asarray(z, dtype=float)
+        heads = [f"H{h}" for h in range(z.shape[1])]
+        layers = [f"L{l}" for l in range(z.shape[0])]
+        fig.add_trace(
+            go.Heatmap(
+                z=z, x=heads, y=layers, zmin=zmin, zmax=zmax, colorscale=colorscale, showscale=i == len(panels) - 1,
+                text=np.vectorize(lambda v: "" if not np.isfinite(v) else f"{v:.2f}")(z), texttemplate="%{text}",
+                hovertemplate=f"{name}<br>%{{y}}%{{x}}: %{{z:.3f}}<extra></extra>",
+            ),
+            row=1, col=i + 1,
+        )
+        fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
+    fig.update_layout(title=title, height=220 + 40 * max(np.asarray(z).shape[0] for z in panels.values()))
+    return fig
+
+
+def pattern_heatmaps(patterns: dict[str, np.ndarray], tokens: Sequence[str], *, title: str):
+    """Attention patterns ``[query_pos, key_pos]`` side by side, token strings on both axes."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    labels = unique_labels(tokens)
+    fig = make_subplots(rows=1, cols=len(patterns), subplot_titles=list(patterns), horizontal_spacing=0.12)
+    for i, (name, z) in enumerate(patterns.items()):
+        n = len(z)
+        fig.add_trace(
+            go.Heatmap(
+                z=z, x=labels[:n], y=labels[:n], zmin=0, zmax=1, colorscale="Blues", showscale=i == 0,
+                hovertemplate=f"{name}<br>query %{{y}}<br>key %{{x}}<br>attention %{{z:.3f}}<extra></extra>",
+            ),
+            row=1, col=i + 1,
+        )
+        fig.update_yaxes(autorange="reversed", title_text="query (destination)", row=1, col=i + 1, tickfont=dict(size=8))
+        fig.update_xaxes(title_text="key (source)", row=1, col=i + 1, tickfont=dict(size=8))
+    fig.update_layout(title=title, height=560)
+    return fig
