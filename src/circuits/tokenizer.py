@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, Sequence
 
 from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
+from torch import Tensor
 
 from circuits.atomic import atomic_write_text
 
@@ -118,7 +119,7 @@ class Tokenizer:
         prefix = [self.bos_id] if bos else []
         return [prefix + encoding.ids for encoding in encodings]
 
-    def decode(self, ids: Iterable[int]) -> str:
+    def decode(self, ids: Iterable[int] | Tensor) -> str:
         """The text of ``ids`` (``BOS`` tokens are dropped), so ``decode(encode(text)) == text``."""
         return self._hf.decode(self._check_ids(ids), skip_special_tokens=True)
 
@@ -131,7 +132,7 @@ class Tokenizer:
             label = self._labels[id] = self._make_label(id)
         return label
 
-    def str_tokens(self, ids: Iterable[int]) -> list[str]:
+    def str_tokens(self, ids: Iterable[int] | Tensor) -> list[str]:
         """``token_str`` of each id (accepts a list or a 1-d tensor)."""
         return [self.token_str(id) for id in self._check_ids(ids)]
 
@@ -143,7 +144,7 @@ class Tokenizer:
         text = raw.decode("utf-8", errors="backslashreplace")
         return "".join(_VISIBLE.get(char, char if char.isprintable() or char == "\\" else f"\\x{ord(char):02x}") for char in text)
 
-    def _check_ids(self, ids: Iterable[int]) -> list[int]:
+    def _check_ids(self, ids: Iterable[int] | Tensor) -> list[int]:
         if hasattr(ids, "tolist"):
             ids = ids.tolist()
         if isinstance(ids, int):

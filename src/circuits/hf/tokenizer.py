@@ -94,7 +94,7 @@ class HFTokenizer:
             mask[i, : len(row)] = 1
         return tokens, mask
 
-    def decode(self, ids: Iterable[int]) -> str:
+    def decode(self, ids: Iterable[int] | Tensor) -> str:
         """The text of ``ids``, special tokens dropped (as ``circuits.Tokenizer.decode`` drops BOS)."""
         return self._hf.decode(self._check_ids(ids), skip_special_tokens=True)
 
@@ -111,11 +111,11 @@ class HFTokenizer:
             return "".join(_VISIBLE.get(char, char) for char in text)
         return piece
 
-    def str_tokens(self, ids: Iterable[int]) -> list[str]:
+    def str_tokens(self, ids: Iterable[int] | Tensor) -> list[str]:
         """``token_str`` of each id (a list or a 1-d tensor)."""
         return [self.token_str(id) for id in self._check_ids(ids)]
 
-    def _check_ids(self, ids: Iterable[int] | int) -> list[int]:
+    def _check_ids(self, ids: Iterable[int] | Tensor | int) -> list[int]:
         if hasattr(ids, "tolist"):
             ids = ids.tolist()
         if isinstance(ids, int):
