@@ -224,10 +224,18 @@ def sentence_embeddings(
 
     def keep(value, hook):
         store["resid"] = value
+        raise _StopForward  # the unembedding (vocab-sized logits) is not needed and dominates the cost
 
     with torch.no_grad(), model.hooks(fwd_hooks=[(name, keep), *hooks]):
-        model(tokens, attention_mask=attention_mask)
+        try:
+            model(tokens, attention_mask=attention_mask)
+        except _StopForward:
+            pass
     return F.normalize(mean_pool(store["resid"], attention_mask), dim=-1)
+
+
+class _StopForward(Exception):
+    """Raised by :func:`sentence_embeddings`'s hook once it has the last block's output."""
 
 
 def mean_pool(x: Float[Tensor, "... batch pos d_model"], attention_mask: Int[Tensor, "batch pos"]) -> Float[Tensor, "... batch d_model"]:
