@@ -215,11 +215,11 @@ def test_bad_arguments(tmp_path, corpus, cache):
     with pytest.raises(TypeError, match="TrainConfig"):
         train(tiny_model_config(), {"steps": 1}, out_dir=tmp_path)
     with pytest.raises(ValueError, match="not divisible"):
-        os.environ["WORLD_SIZE"] = "3"
+        os.environ.update(WORLD_SIZE="3", RANK="0")
         try:
             run(tmp_path / "run", corpus, cache)
         finally:
-            del os.environ["WORLD_SIZE"]
+            del os.environ["WORLD_SIZE"], os.environ["RANK"]
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             run(tmp_path / "run", corpus, cache, device="cuda")

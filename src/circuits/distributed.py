@@ -41,6 +41,10 @@ def from_environment() -> DistInfo:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
+    if "RANK" not in os.environ:
+        raise ValueError(
+            f"WORLD_SIZE={world_size} is set but RANK is not; launch with torchrun (which sets both) or unset WORLD_SIZE"
+        )
     return DistInfo(rank=int(os.environ["RANK"]), world_size=world_size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 

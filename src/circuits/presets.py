@@ -114,7 +114,7 @@ def _presets() -> dict[str, Preset]:
         ),
         Preset(
             name="attn-only-2l-nopos",
-            purpose="attn-only-2l without any positional information: can a previous-token head still form from the causal mask alone?",
+            purpose="attn-only-2l without any positional information, to see whether a previous-token head can form from the causal mask alone.",
             model=_attn_only(2, positional="none"),
             train=_train(),
         ),

@@ -36,7 +36,7 @@ class TrainConfig:
     steps: int
     batch_size: int
     lr: float = 1e-3
-    warmup_steps: int = 100
+    warmup_steps: int | None = None  # None: steps // 20
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.99)
@@ -55,7 +55,6 @@ class TrainConfig:
         for name, minimum in (
             ("steps", 1),
             ("batch_size", 1),
-            ("warmup_steps", 0),
             ("seed", 0),
             ("eval_windows", 1),
             ("eval_every", 0),
@@ -84,6 +83,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.val_fraction={self.val_fraction!r} must be strictly between 0 and 1 (e.g. 0.05)")
         if not (isinstance(self.betas, tuple) and len(self.betas) == 2 and all(_finite(b) and 0 <= b < 1 for b in self.betas)):
             raise ValueError(f"TrainConfig.betas={self.betas!r} must be a pair of numbers in [0, 1), e.g. (0.9, 0.99)")
+        if self.warmup_steps is None:
+            object.__setattr__(self, "warmup_steps", self.steps // 20)
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be an int >= 0 or None (steps // 20), got {self.warmup_steps!r}")
         if self.warmup_steps > self.steps:
             raise ValueError(f"TrainConfig.warmup_steps={self.warmup_steps} exceeds steps={self.steps}; lower warmup_steps")
 
