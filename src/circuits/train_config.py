@@ -12,9 +12,10 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, no_type_check
 
 
+@no_type_check  # validated by __post_init__ with our own messages, not by runtime type checkers
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """Training hyperparameters.
