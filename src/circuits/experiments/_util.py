@@ -86,7 +86,7 @@ def icl_bands(n_pos: int) -> tuple[list[int], list[int], str]:
     return late, early, note
 
 
-def band_icl(per_position_loss: np.ndarray, late: Sequence[int], early: Sequence[int]) -> np.ndarray:
+def band_icl(per_position_loss: np.ndarray, late: Sequence[int], early: Sequence[int]) -> np.ndarray | float:
     """ICL score(s) from per-position losses ``[..., pos - 1]`` (entry ``i - 1`` = loss of predicting token ``i``)."""
     loss = np.asarray(per_position_loss, dtype=float)
     return loss[..., [i - 1 for i in late]].mean(-1) - loss[..., [i - 1 for i in early]].mean(-1)
