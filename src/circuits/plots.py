@@ -9,6 +9,10 @@ are told apart on an axis, and duplicates get a ``#id`` suffix (plotly merges eq
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+#: Numbers along one axis: a list, tuple, numpy array or 1-d tensor (anything plotly accepts).
+Values = Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -83,7 +87,7 @@ def heatmap_selector(
 
 
 def bars(
-    categories: Sequence[str], series: dict[str, Sequence[float | int]], *, title: str, x_title: str, y_title: str,
+    categories: Sequence[str], series: dict[str, Values], *, title: str, x_title: str, y_title: str,
     hover_text: dict[str, Sequence[str]] | None = None, reference: dict[str, float] | None = None, height: int = 420,
 ) -> go.Figure:
     """Grouped bars (one group per category, one bar per series), with optional horizontal reference lines."""
@@ -103,7 +107,7 @@ def bars(
 
 
 def lines(
-    x: Sequence[float | int], series: dict[str, Sequence[float | int]], *, title: str, x_title: str, y_title: str,
+    x: Values, series: dict[str, Values], *, title: str, x_title: str, y_title: str,
     reference: dict[str, float] | None = None, log_x: bool = False, height: int = 420,
 ) -> go.Figure:
     """Line plot of several series over a shared x, with optional horizontal reference lines."""
@@ -120,7 +124,7 @@ def lines(
 
 
 def complex_scatter_grid(
-    panels: dict[str, dict[str, tuple[Sequence[float | int], Sequence[float | int]]]], *, title: str, n_cols: int = 4, height_per_row: int = 300,
+    panels: dict[str, dict[str, tuple[Values, Values]]], *, title: str, n_cols: int = 4, height_per_row: int = 300,
 ) -> go.Figure:
     """Points in the complex plane, one subplot per panel (e.g. head), several point sets per panel (e.g. trained, init)."""
     from plotly.subplots import make_subplots
@@ -147,7 +151,7 @@ def complex_scatter_grid(
 
 
 def scatter(
-    series: dict[str, tuple[Sequence[float | int], Sequence[float | int], Sequence[str]]], *, title: str, x_title: str, y_title: str,
+    series: dict[str, tuple[Values, Values, Sequence[str]]], *, title: str, x_title: str, y_title: str,
     log_x: bool = False, log_y: bool = False, height: int = 480, diagonal: bool = False,
 ) -> go.Figure:
     """Labelled points: ``series[name] = (x, y, hover labels)``; ``diagonal`` draws ``y = x``."""
