@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from circuits.experiments._util import array, band_icl, eval_tokens, fmt, icl_bands, jsonable
+from circuits.experiments._trajectory import bump, index_before, log_index_slope, pivot, rise_steps, within
 from circuits.experiments.common import Claim, Figure, Section, Table, Zoo
 
 NAME = "phase_change"
@@ -52,56 +53,6 @@ class Config:
 def _scores_layers(n_layers: int) -> slice:
     """Layers whose heads can be induction heads: >= 1, or layer 0 of a one-layer (smeared) model."""
     return slice(1, None) if n_layers > 1 else slice(0, None)
-
-
-def rise_steps(steps: np.ndarray, values: np.ndarray, fractions=(0.1, 0.5, 0.9)) -> dict:
-    """First step where ``values`` reaches ``lo + q (final - lo)`` (``lo`` the minimum, ``final`` the mean of the last 3)."""
-    lo, final = float(np.nanmin(values)), float(np.nanmean(values[-3:]))
-    out = {"lo": lo, "final": final}
-    for q in fractions:
-        threshold = lo + q * (final - lo)
-        hit = np.nonzero(values >= threshold)[0]
-        out[f"t{int(q * 100)}"] = int(steps[hit[0]]) if len(hit) and final > lo else None
-    return out
-
-
-def bump(steps: np.ndarray, loss: np.ndarray, start: int) -> dict:
-    """Non-convexity of the loss curve: the largest increase of its rate of decrease between consecutive intervals.
-
-    ``rate_i = -(loss_{i+1} - loss_i) / (step_{i+1} - step_i)`` over checkpoints from step ``start`` on;
-    a convex (ever-flattening) curve has a non-increasing rate. ``score`` = max increase / mean rate.
-    """
-    keep = steps >= start
-    s, l = steps[keep].astype(float), loss[keep]
-    if len(s) < 4:
-        return {"score": None, "step": None, "rate": [], "rate_steps": []}
-    rate = -(np.diff(l)) / np.diff(s)
-    mids = (s[1:] + s[:-1]) / 2
-    jumps = np.diff(rate)
-    i = int(np.argmax(jumps))
-    return {"score": float(jumps[i] / max(np.mean(np.abs(rate)), 1e-12)), "step": float(mids[i + 1]), "rate": rate, "rate_steps": mids}
-
-
-def pivot(coords: np.ndarray, steps: np.ndarray, start: int, k: int = 2) -> dict:
-    """The checkpoint where the PCA trajectory turns most: angle between ``p_i - p_{i-k}`` and ``p_{i+k} - p_i``."""
-    best, where = -1.0, None
-    for i in range(k, len(coords) - k):
-        if steps[i] < start:
-            continue
-        a, b = coords[i] - coords[i - k], coords[i + k] - coords[i]
-        denom = np.linalg.norm(a) * np.linalg.norm(b)
-        if denom == 0:
-            continue
-        angle = float(np.degrees(np.arccos(np.clip(a @ b / denom, -1, 1))))
-        if angle > best:
-            best, where = angle, int(steps[i])
-    return {"angle": best if where is not None else None, "step": where}
-
-
-def log_index_slope(per_position: np.ndarray, first: int) -> float:
-    """Least-squares slope of loss against ln(index) over predicted-token indices ``first .. n_pos - 1`` (nats per e-fold)."""
-    idx = np.arange(first, len(per_position) + 1)
-    return float(np.polyfit(np.log(idx), per_position[idx - 1], 1)[0])
 
 
 def _ablated(model, text: torch.Tensor, ablation, chunk: int = 16) -> torch.Tensor:
@@ -181,7 +132,7 @@ def compute(cfg: Config, zoo: Zoo) -> dict:
             "bump": bump(steps, loss, start), "pivot": pivot(m["pca"], steps, start),
         }
         rise = entry["icl_rise"]
-        before = _index_before(steps, rise["t10"])
+        before = index_before(steps, rise["t10"])
         entry["before_step"] = int(steps[before])
         entry["slope_before"] = log_index_slope(ppl[before], early[0])
         entry["slope_after"] = log_index_slope(ppl[-1], early[0])
@@ -200,14 +151,6 @@ def compute(cfg: Config, zoo: Zoo) -> dict:
         results["ablation"] = _ablation_study(cfg, zoo, results["models"][cfg.main], vectors, text, pairs, late, early)
     results["seconds"] = time.perf_counter() - start_time
     return jsonable(results)
-
-
-def _index_before(steps: np.ndarray, t10: int | None) -> int:
-    """The last checkpoint before the window (not the initialisation), or the first trained one."""
-    if t10 is None:
-        return 1 if len(steps) > 1 else 0
-    before = np.nonzero((steps < t10) & (steps > 0))[0]
-    return int(before[-1]) if len(before) else min(1, len(steps) - 1)
 
 
 def _ablation_study(cfg: Config, zoo: Zoo, main: dict, vectors: np.ndarray, text, pairs, late, early) -> dict:
@@ -231,7 +174,7 @@ def _ablation_study(cfg: Config, zoo: Zoo, main: dict, vectors: np.ndarray, text
     clean_icl = float(band_icl(clean.mean(0).double().numpy(), late, early))
     # before-and-after vector: per-token losses from the checkpoint before the window to the end of it, unit length
     steps, rise = np.asarray(main["steps"]), main["icl_rise"]
-    i0 = _index_before(steps, rise["t10"])
+    i0 = index_before(steps, rise["t10"])
     i1 = int(np.nonzero(steps >= rise["t90"])[0][0]) if rise["t90"] is not None else len(steps) - 1
     v = vectors[i1] - vectors[i0]
     v = v / max(np.linalg.norm(v), 1e-12)
@@ -249,10 +192,6 @@ def _ablation_study(cfg: Config, zoo: Zoo, main: dict, vectors: np.ndarray, text
 
 
 # ---- build -------------------------------------------------------------------------------------
-def _within(step, lo, hi, tol) -> bool:
-    return step is not None and lo is not None and hi is not None and lo - tol <= step <= hi + tol
-
-
 def build(results: dict, cfg: Config, zoo: Zoo | None = None) -> Section:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -429,8 +368,8 @@ def build(results: dict, cfg: Config, zoo: Zoo | None = None) -> Section:
             holds=bool(width is not None and f >= 0.15 and width <= 0.3),
         ))
         pm50, bump_step, pivot_step = main["pm_rise"]["t50"], main["bump"]["step"], main["pivot"]["step"]
-        parts = {"prefix matching": _within(pm50, t10, t90, tol), "loss bump": _within(bump_step, t10, t90, tol),
-                 "PCA turn": _within(pivot_step, t10, t90, tol)}
+        parts = {"prefix matching": within(pm50, t10, t90, tol), "loss bump": within(bump_step, t10, t90, tol),
+                 "PCA turn": within(pivot_step, t10, t90, tol)}
         claims.append(Claim(
             key="icl_co_timing", statement="The window coincides with the rise of the induction heads' prefix-matching score, a bump in the loss and a pivot of the per-token-loss PCA trajectory.",
             source=SOURCE, paper_value="all in the same narrow window",
