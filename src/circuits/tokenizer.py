@@ -28,7 +28,7 @@ N_BYTES = 256
 #: The smallest vocabulary a byte-level BPE can have: the 256 bytes plus ``BOS``.
 MIN_VOCAB_SIZE = N_BYTES + 1
 
-_VISIBLE = {" ": "·", "\n": "⏎", "\t": "⇥", "\r": "␍"}
+VISIBLE_WHITESPACE = {" ": "·", "\n": "⏎", "\t": "⇥", "\r": "␍"}
 
 
 class Tokenizer:
@@ -142,21 +142,10 @@ class Tokenizer:
             return BOS if id == self.bos_id else f"<unused {id}>"
         raw = bytes(self._byte_of_char[char] for char in piece)
         text = raw.decode("utf-8", errors="backslashreplace")
-        return "".join(_VISIBLE.get(char, char if char.isprintable() or char == "\\" else f"\\x{ord(char):02x}") for char in text)
+        return "".join(VISIBLE_WHITESPACE.get(char, char if char.isprintable() or char == "\\" else f"\\x{ord(char):02x}") for char in text)
 
     def _check_ids(self, ids: Iterable[int] | Tensor) -> list[int]:
-        if hasattr(ids, "tolist"):
-            ids = ids.tolist()
-        if isinstance(ids, int):
-            ids = [ids]
-        out = []
-        for id in ids:
-            if isinstance(id, bool) or not isinstance(id, int):
-                raise TypeError(f"token ids must be ints, got {id!r}")
-            if not 0 <= id < self.vocab_size:
-                raise ValueError(f"token id {id} is out of range for this tokenizer (ids are in [0, {self.vocab_size}))")
-            out.append(id)
-        return out
+        return check_token_ids(ids, self.vocab_size)
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.vocab_size}, bos_id={self.bos_id}, hash={self.hash[:12]})"
@@ -193,3 +182,18 @@ def _unicode_to_bytes() -> dict[str, int]:
             extra += 1
     return {chr(code): byte for byte, code in zip(printable, codes)}
 
+
+def check_token_ids(ids: Iterable[int] | Tensor | int, vocab_size: int) -> list[int]:
+    """``ids`` (an int, an iterable of ints or a 1-d tensor) as a list, each checked to lie in ``[0, vocab_size)``."""
+    if hasattr(ids, "tolist"):
+        ids = ids.tolist()
+    if isinstance(ids, int):
+        ids = [ids]
+    out = []
+    for id in ids:
+        if isinstance(id, bool) or not isinstance(id, int):
+            raise TypeError(f"token ids must be ints, got {id!r}")
+        if not 0 <= id < vocab_size:
+            raise ValueError(f"token id {id} is out of range for this tokenizer (ids are in [0, {vocab_size}))")
+        out.append(id)
+    return out

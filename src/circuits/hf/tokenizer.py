@@ -25,7 +25,8 @@ from tokenizers import Tokenizer as RustTokenizer
 from tokenizers import decoders
 from torch import Tensor
 
-_VISIBLE = {" ": "·", "\n": "⏎", "\t": "⇥", "\r": "␍"}
+from circuits.tokenizer import VISIBLE_WHITESPACE, check_token_ids
+
 _SPECIAL_NAMES = ("bos_token", "eos_token", "pad_token", "cls_token", "sep_token", "unk_token", "mask_token")
 
 
@@ -35,6 +36,12 @@ class HFTokenizer:
     def __init__(self, tokenizer: RustTokenizer, special_tokens: dict[str, str] | None = None):
         if not isinstance(tokenizer, RustTokenizer):
             raise TypeError(f"HFTokenizer wraps a tokenizers.Tokenizer, got {type(tokenizer).__name__}")
+        # A tokenizer.json may switch on fixed-length padding or truncation (sentence-transformers
+        # checkpoints do); HF's AutoTokenizer ignores those unless asked per call, and so do we:
+        # padding is `batch`'s job, and a too-long text is an error at the model, not a silent cut.
+        tokenizer = RustTokenizer.from_str(tokenizer.to_str())
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
         self._hf = tokenizer
         self.special_tokens = dict(special_tokens or {})
         self.vocab_size: int = tokenizer.get_vocab_size(with_added_tokens=True)
@@ -108,7 +115,7 @@ class HFTokenizer:
             return f"<unused {id}>"
         if self._byte_level and piece not in self.special_tokens.values():
             text = self._hf.decode([id], skip_special_tokens=False)
-            return "".join(_VISIBLE.get(char, char) for char in text)
+            return "".join(VISIBLE_WHITESPACE.get(char, char) for char in text)
         return piece
 
     def str_tokens(self, ids: Iterable[int] | Tensor) -> list[str]:
@@ -116,18 +123,7 @@ class HFTokenizer:
         return [self.token_str(id) for id in self._check_ids(ids)]
 
     def _check_ids(self, ids: Iterable[int] | Tensor | int) -> list[int]:
-        if hasattr(ids, "tolist"):
-            ids = ids.tolist()
-        if isinstance(ids, int):
-            ids = [ids]
-        out = []
-        for id in ids:
-            if isinstance(id, bool) or not isinstance(id, int):
-                raise TypeError(f"token ids must be ints, got {id!r}")
-            if not 0 <= id < self.vocab_size:
-                raise ValueError(f"token id {id} is out of range for this tokenizer (ids are in [0, {self.vocab_size}))")
-            out.append(id)
-        return out
+        return check_token_ids(ids, self.vocab_size)
 
     def __repr__(self) -> str:
         return f"HFTokenizer(vocab_size={self.vocab_size}, bos_id={self.bos_id}, specials={sorted(self.special_tokens)})"
