@@ -32,7 +32,8 @@ def cache(tmp_path_factory) -> Path:
 
 
 def run(out: Path, corpus: Path, cache: Path, model_cfg=None, train_cfg=None, **kwargs):
-    return train(model_cfg or tiny_model_config(), train_cfg or tiny_train_config(), out_dir=out, corpus=corpus, cache_dir=cache, progress=False, device="cpu", **kwargs)
+    kwargs.setdefault("device", "cpu")
+    return train(model_cfg or tiny_model_config(), train_cfg or tiny_train_config(), out_dir=out, corpus=corpus, cache_dir=cache, progress=False, **kwargs)
 
 
 # ---- schedule and config ------------------------------------------------------------------
