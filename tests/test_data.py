@@ -175,6 +175,28 @@ def test_windows_start_with_bos_and_are_slices_of_the_stream():
     assert not torch.equal(batch, sample_windows(stream, 9, 6, step_generator(1, 5), bos_id=0))
 
 
+def test_repeated_span_windows():
+    stream = np.arange(1, 100_001, dtype=np.uint32)
+    n_ctx, batch_size = 65, 40
+    batch = sample_windows(stream, n_ctx, batch_size, step_generator(0, 3), bos_id=0, repeat_fraction=0.5)
+    plain = sample_windows(stream, n_ctx, batch_size, step_generator(0, 3), bos_id=0)
+    assert (batch[:, 0] == 0).all()
+    assert torch.equal(batch[20:], plain[20:])  # only the first round(0.5 * 40) windows are changed
+    distances = set()
+    for row, original in zip(batch[:20], plain[:20]):
+        body, source = row[1:], original[1:]
+        changed = (body != source).nonzero().flatten()
+        b, end = int(changed[0]), int(changed[-1]) + 1
+        length = end - b
+        assert 64 // 16 <= length <= 64 // 3 and b >= length  # the span fits after its source
+        assert torch.equal(body[b:end], source[:length])  # a copy of the window's own first tokens
+        assert torch.equal(body[:b], source[:b]) and torch.equal(body[end:], source[end:])
+        distances.add(b)
+    assert len(distances) > 5  # the copy's distance varies, so no fixed-offset head can predict it
+    again = sample_windows(stream, n_ctx, batch_size, step_generator(0, 3), bos_id=0, repeat_fraction=0.5)
+    assert torch.equal(batch, again)
+
+
 def test_eval_windows_are_fixed_and_non_overlapping():
     stream = np.arange(1, 101, dtype=np.uint16)
     windows = eval_windows(stream, 11, 50, bos_id=0)

@@ -65,6 +65,7 @@ def test_train_config_validates_and_round_trips():
         (dict(steps=0), "steps=0 must be >= 1"),
         (dict(lr=-1.0), "lr=-1.0 must be a positive"),
         (dict(val_fraction=0.0), "val_fraction"),
+        (dict(repeat_fraction=1.5), "repeat_fraction"),
         (dict(betas=(0.9, 1.0)), "betas"),
         (dict(warmup_steps=20), "warmup_steps=20 exceeds steps=10"),
         (dict(batch_size=2.5), "batch_size must be an int"),

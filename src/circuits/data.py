@@ -327,12 +327,30 @@ def check_stream(stream: np.ndarray, n_ctx: int, name: str) -> None:
 
 
 def sample_windows(
-    stream: np.ndarray, n_ctx: int, batch_size: int, generator: torch.Generator, bos_id: int
+    stream: np.ndarray, n_ctx: int, batch_size: int, generator: torch.Generator, bos_id: int, repeat_fraction: float = 0.0
 ) -> Int[Tensor, "batch pos"]:
-    """``batch_size`` random windows: ``BOS`` then ``n_ctx - 1`` consecutive tokens of ``stream``."""
+    """``batch_size`` random windows: ``BOS`` then ``n_ctx - 1`` consecutive tokens of ``stream``.
+
+    With ``repeat_fraction > 0`` the first ``round(repeat_fraction * batch_size)`` windows each
+    get a *repeated span*: the window's first ``L`` tokens are copied over a later stretch
+    starting at ``b``, with ``L`` and ``b`` drawn per window (``L`` between a sixteenth and a
+    third of the window, ``L <= b <= n_ctx - 1 - L``). The copy's distance varies, so a
+    positional "look back k tokens" head cannot predict it; only an in-context mechanism that
+    matches content (an induction head) can. The text is still the corpus's own.
+    """
     check_stream(stream, n_ctx, "training")
     starts = torch.randint(0, len(stream) - (n_ctx - 1) + 1, (batch_size,), generator=generator).numpy()
-    return _windows(stream, starts, n_ctx, bos_id)
+    windows = _windows(stream, starts, n_ctx, bos_id)
+    n_repeat = round(repeat_fraction * batch_size)
+    n_body = n_ctx - 1
+    lo, hi = max(2, n_body // 16), n_body // 3
+    if n_repeat and hi >= lo:
+        lengths = torch.randint(lo, hi + 1, (n_repeat,), generator=generator)
+        offsets = torch.rand(n_repeat, generator=generator)
+        for row, (length, offset) in enumerate(zip(lengths.tolist(), offsets.tolist())):
+            b = length + int(offset * (n_body - 2 * length + 1))  # in [L, n_body - L]
+            windows[row, 1 + b : 1 + b + length] = windows[row, 1 : 1 + length]
+    return windows
 
 
 def eval_windows(stream: np.ndarray, n_ctx: int, n_windows: int, bos_id: int) -> Int[Tensor, "batch pos"]:

@@ -27,7 +27,10 @@ class TrainConfig:
       clipped to global norm ``grad_clip`` (0 disables clipping).
     - Data: ``seed`` draws the batches (a pure function of seed and step); ``val_fraction`` of
       the corpus files is held out; the BPE is trained on at most ``tokenizer_train_chars``
-      characters of the training split (``None``: all of it).
+      characters of the training split (``None``: all of it). ``repeat_fraction`` of each
+      batch's windows are a real text span followed by a repeat of it (``BOS + S + S``, see
+      :func:`circuits.data.sample_windows`; 0: pure corpus windows). Evaluation always uses pure
+      corpus windows.
     - Evaluation: ``eval_windows`` fixed validation windows, evaluated at every checkpoint and
       every ``eval_every`` steps (0: only at checkpoints).
     - Checkpoints: ``n_log_checkpoints`` log-spaced steps plus ``n_linear_checkpoints`` evenly
@@ -46,6 +49,7 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.05
     tokenizer_train_chars: int | None = None
+    repeat_fraction: float = 0.0
     eval_windows: int = 64
     eval_every: int = 0
     n_log_checkpoints: int = 24
@@ -80,6 +84,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} must be a number >= 0")
         if not _finite(self.min_lr_ratio) or not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"TrainConfig.min_lr_ratio={self.min_lr_ratio!r} must be in [0, 1]")
+        if not _finite(self.repeat_fraction) or not 0 <= self.repeat_fraction <= 1:
+            raise ValueError(f"TrainConfig.repeat_fraction={self.repeat_fraction!r} must be in [0, 1] (0: pure corpus windows)")
         if not _finite(self.val_fraction) or not 0 < self.val_fraction < 1:
             raise ValueError(f"TrainConfig.val_fraction={self.val_fraction!r} must be strictly between 0 and 1 (e.g. 0.05)")
         if not (isinstance(self.betas, tuple) and len(self.betas) == 2 and all(_finite(b) and 0 <= b < 1 for b in self.betas)):

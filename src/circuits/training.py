@@ -317,7 +317,9 @@ class _Trainer:
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = sample_windows(tokens.train, self.model_cfg.n_ctx, cfg.batch_size, step_generator(cfg.seed, step), tokens.bos_id)
+            batch = sample_windows(
+                tokens.train, self.model_cfg.n_ctx, cfg.batch_size, step_generator(cfg.seed, step), tokens.bos_id, cfg.repeat_fraction
+            )
             batch = batch[rows].to(device, non_blocking=True)
             with _autocast(device):
                 loss = ddp(batch, return_type="loss")
