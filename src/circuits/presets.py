@@ -2,9 +2,10 @@
 
 All presets share one vocabulary and context length, so they share one tokenizer and one token
 cache, and train on the same batches in the same order (same ``seed``): differences between
-their checkpoints come from the architecture alone. Sizes were calibrated on 2 CPU cores (see the
-README's training section) so that the attention-only 2L model forms a previous-token head in
-layer 0 and an induction head in layer 1 within its default steps, and the 1L model does not.
+their checkpoints come from the architecture alone. Sizes are set so that each preset trains in
+about a minute on 2 CPU cores. At these sizes the attention-only 2L model does *not* yet form an
+induction head (README, "Presets": what ``benchmarks/calibrate_presets.py`` measured); the
+purposes below say what each model is for, and the report measures whether it happened.
 """
 
 from __future__ import annotations
