@@ -134,12 +134,14 @@ class Attention(nn.Module):
 
     def _explicit_z(self, q: Tensor, k: Tensor, v: Tensor, ctx: AttentionContext) -> Float[Tensor, "batch pos head d_head"]:
         k, v = self.expand_kv(k), self.expand_kv(v)
+        # Scale the (small) queries rather than the [batch, head, pos, pos] scores, and add the mask
+        # in place: two fewer passes over the largest tensor of the layer.
         scores = einops.einsum(
-            q, k, "batch query_pos head d_head, batch key_pos head d_head -> batch head query_pos key_pos"
-        ) * self.scale
+            q * self.scale, k, "batch query_pos head d_head, batch key_pos head d_head -> batch head query_pos key_pos"
+        )
         bias = ctx.explicit_bias(q.device, q.dtype)
         if bias is not None:
-            scores = scores + bias.to(scores.dtype)
+            scores.add_(bias.to(scores.dtype))
         scores = self.hook_attn_scores(scores)
         pattern = self.hook_pattern(torch.softmax(scores, dim=-1))
         return einops.einsum(pattern, v, "batch head query_pos key_pos, batch key_pos head d_head -> batch query_pos head d_head")
