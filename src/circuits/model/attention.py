@@ -109,8 +109,12 @@ class Attention(nn.Module):
         z = self.hook_z(z)
 
         if is_hooked(self.hook_result):
+            # One head-batched matmul [head, batch*pos, d_head] @ [head, d_head, d_model]; the result is
+            # a [batch, pos, head, d_model] view of it (einsum's layout would be slower by a copy).
+            batch, n_pos = z.shape[:2]
+            per_head = torch.bmm(einops.rearrange(z, "batch pos head d_head -> head (batch pos) d_head"), self.W_O)
             result = self.hook_result(
-                einops.einsum(z, self.W_O, "batch pos head d_head, head d_head d_model -> batch pos head d_model")
+                einops.rearrange(per_head, "head (batch pos) d_model -> batch pos head d_model", batch=batch, pos=n_pos)
             )
             attn_out = result.sum(dim=2)
         else:

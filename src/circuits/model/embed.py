@@ -14,6 +14,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from circuits.model._hooks import affine
+
 
 class Embed(nn.Module):
     W_E: Float[Tensor, "d_vocab d_model"]
@@ -87,8 +89,7 @@ class Unembed(nn.Module):
         self.b_U = nn.Parameter(torch.zeros(d_vocab_out)) if use_bias else None
 
     def forward(self, resid: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab_out"]:
-        logits = resid @ self.W_U
-        return logits if self.b_U is None else logits + self.b_U
+        return affine(resid, self.W_U, self.b_U)
 
 
 class TiedUnembed(nn.Module):
@@ -104,5 +105,4 @@ class TiedUnembed(nn.Module):
         return einops.rearrange(self._embed.W_E, "d_vocab d_model -> d_model d_vocab")
 
     def forward(self, resid: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab_out"]:
-        logits = resid @ self.W_U
-        return logits if self.b_U is None else logits + self.b_U
+        return affine(resid, self.W_U, self.b_U)

@@ -6,8 +6,6 @@ Hooks: ``hook_pre`` (pre-activation; for the gated MLP the gate's pre-activation
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
@@ -15,11 +13,16 @@ from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
 from circuits.config import TransformerConfig
+from circuits.model._hooks import affine
 
 
 def gelu_new(x: Tensor) -> Tensor:
-    """GPT-2's tanh approximation of GELU."""
-    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+    """GPT-2's tanh approximation of GELU, ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
+
+    PyTorch's fused kernel for the same formula: one pass over the tensor instead of seven
+    (the written-out formula made GPT-2's forward about 5% slower); the two agree to ~1e-7.
+    """
+    return F.gelu(x, approximate="tanh")
 
 
 ACTIVATIONS = {"gelu": F.gelu, "gelu_new": gelu_new, "relu": F.relu, "silu": F.silu}
@@ -40,9 +43,9 @@ class MLP(nn.Module):
         self.hook_post = HookPoint()  # [batch, pos, d_mlp]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
-        pre = self.hook_pre(_affine(x, self.W_in, self.b_in))
+        pre = self.hook_pre(affine(x, self.W_in, self.b_in))
         post = self.hook_post(self.act(pre))
-        return _affine(post, self.W_out, self.b_out)
+        return affine(post, self.W_out, self.b_out)
 
 
 class GatedMLP(nn.Module):
@@ -65,14 +68,10 @@ class GatedMLP(nn.Module):
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         pre = self.hook_pre(x @ self.W_gate)
-        pre_linear = self.hook_pre_linear(_affine(x, self.W_in, self.b_in))
+        pre_linear = self.hook_pre_linear(affine(x, self.W_in, self.b_in))
         post = self.hook_post(F.silu(pre) * pre_linear)
-        return _affine(post, self.W_out, self.b_out)
+        return affine(post, self.W_out, self.b_out)
 
 
 def make_mlp(cfg: TransformerConfig) -> nn.Module:
     return GatedMLP(cfg) if cfg.act_fn == "swiglu" else MLP(cfg)
-
-
-def _affine(x: Tensor, W: Tensor, b: Tensor | None) -> Tensor:
-    return x @ W if b is None else torch.addmm(b, x.reshape(-1, x.shape[-1]), W).reshape(*x.shape[:-1], W.shape[-1])
