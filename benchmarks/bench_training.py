@@ -144,8 +144,8 @@ def _sync(device: torch.device) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="attn-only-2l")
-    parser.add_argument("--steps", type=int, default=30, help="timed steps per round and loop")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=100, help="timed steps per round and loop")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
