@@ -1,4 +1,10 @@
-"""A tiny 2-layer attention-only model trained on repeated random tokens grows the induction circuit.
+"""A tiny 2-layer attention-only model trained on repeated spans grows the induction circuit.
+
+Training data: windows of random tokens in which the window's first ``L`` tokens are copied to a
+later offset, with ``L`` and the offset drawn per window (``circuits.data.sample_windows`` with
+``repeat_fraction=1``). Because the copy's distance varies, a positional "look back k tokens" head
+cannot predict it (with a fixed distance the model learns exactly that shortcut and no
+previous-token head); only the Framework paper's two-head circuit can.
 
 The slow test trains long enough for the circuit to form and checks it with the activation tools:
 a layer-0 previous-token head, a layer-1 induction head, a drop in loss on the second repeat, and
@@ -6,25 +12,28 @@ ablating the previous-token head removing the induction head's score. The quick 
 few steps and checks that the same pipeline runs and the loss goes down.
 """
 
+import numpy as np
 import pytest
 import torch
 
 import circuits
+from circuits.data import sample_windows
 
-SEQ_LEN, VOCAB = 12, 23
+SEQ_LEN, VOCAB, N_CTX = 12, 64, 32
+STREAM = np.random.default_rng(0).integers(1, VOCAB, 200_000)  # id 0 is BOS
 
 
 def _train(steps: int, seed: int = 0) -> circuits.Transformer:
     cfg = circuits.TransformerConfig(
-        n_layers=2, d_model=32, n_heads=4, d_head=8, d_vocab=VOCAB, n_ctx=2 * SEQ_LEN + 1,
-        attn_only=True, normalization="layernorm", positional="shortformer", seed=seed,
+        n_layers=2, d_model=64, n_heads=4, d_vocab=VOCAB, n_ctx=N_CTX,
+        attn_only=True, normalization="none", use_bias=False, positional="shortformer", seed=seed,
     )
     model = circuits.Transformer(cfg)
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
     for step in range(steps):
-        tokens = circuits.repeated_tokens(VOCAB, SEQ_LEN, 2, batch=32, seed=1000 + step)
+        tokens = sample_windows(STREAM, N_CTX, 64, torch.Generator().manual_seed(seed * 100_003 + step), 0, repeat_fraction=1.0)
         loss = model(tokens, return_type="loss")
         optimizer.zero_grad()
         loss.backward()
@@ -53,12 +62,13 @@ def test_quick_training_runs_the_pipeline():
 
 @pytest.mark.slow
 def test_trained_model_has_an_induction_circuit():
-    model = _train(600)
+    model = _train(1200)
     prev, ind, loss, kwargs = _evaluate(model)
     prev_head = int(prev[0].argmax())
     ind_head = int(ind[1].argmax())
-    assert prev[0, prev_head] > 0.5
-    assert ind[1, ind_head] > 0.5
+    # uniform attention over 25 positions gives about 0.15 and 0.08; measured at 1000 steps: 0.37 and 0.58
+    assert prev[0, prev_head] > 0.3
+    assert ind[1, ind_head] > 0.4
     assert loss.per_repeat[1] < 0.5 * loss.per_repeat[0]
     ablated = circuits.induction_scores(model, **kwargs, hooks_for_batch=circuits.Ablation([(0, prev_head)]).for_model(model))
-    assert ablated[1, ind_head] < 0.5 * ind[1, ind_head]
+    assert ablated[1, ind_head] < 0.25 * ind[1, ind_head]  # K-composition: the induction head reads the previous-token head
