@@ -88,7 +88,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
 
 
 def test_registry_is_lazy_and_names_missing_modules(monkeypatch):
-    assert registry.EXPERIMENTS[:2] == ["zero_layer", "one_layer"] and len(registry.EXPERIMENTS) == 6
+    assert registry.EXPERIMENTS[:2] == ["zero_layer", "one_layer"] and len(registry.EXPERIMENTS) == 7
     with pytest.raises(KeyError, match="did you mean zero_layer"):
         registry.load("zero_layers")
     monkeypatch.setattr(registry, "EXPERIMENTS", [*registry.EXPERIMENTS, "not_written_yet"])

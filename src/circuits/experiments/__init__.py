@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 #: Every experiment, in the order the report shows them.
-EXPERIMENTS: list[str] = ["zero_layer", "one_layer", "two_layer", "phase_change", "variants", "real_model"]
+EXPERIMENTS: list[str] = ["zero_layer", "one_layer", "two_layer", "phase_change", "variants", "induction_synthetic", "real_model"]
 
 __all__ = ["EXPERIMENTS", "ExperimentMissing", "load", "cli_main"]
 
