@@ -85,14 +85,11 @@ def _train(cfg: Config, n_layers: int, smear: bool, stream: np.ndarray) -> tuple
 
 
 def compute(cfg: Config, zoo: Zoo | None = None) -> dict:
-    import torch
-
     import circuits
 
     stream = np.random.default_rng(cfg.seed).integers(1, cfg.d_vocab, 200_000)
     curves, final_two = {}, None
     for label, n_layers, smear in MODELS:
-        torch.manual_seed(cfg.seed)
         model, curves[label] = _train(cfg, n_layers, smear, stream)
         if label == "2L":
             final_two = model
