@@ -22,6 +22,16 @@ def test_rise_steps_find_the_window_of_a_sigmoid():
     assert flat["t10"] is None
 
 
+def test_rise_steps_ignore_a_one_checkpoint_transient_and_start_after_the_trough():
+    steps = np.arange(0, 1001, 10)
+    values = 0.4 / (1 + np.exp(-(steps - 500) / 20)) - 0.02 * np.exp(-((steps - 250) / 60) ** 2)  # a small dip before the rise
+    values[3] = 0.9  # one transient spike early on (above the final value)
+    rise = exp.rise_steps(steps, values)
+    assert 200 <= rise["lo_step"] <= 260  # the dip, not the spike
+    assert 400 < rise["t10"] < rise["t50"] < rise["t90"] < 600, rise
+    assert abs(rise["t50"] - 500) <= 20
+
+
 def test_bump_finds_a_steeper_fall_and_not_in_a_convex_curve():
     steps = np.arange(0, 1001, 20)
     convex = 3 + 2 * np.exp(-steps / 200)

@@ -10,13 +10,33 @@ import numpy as np
 
 
 def rise_steps(steps: np.ndarray, values: np.ndarray, fractions=(0.1, 0.5, 0.9)) -> dict:
-    """First step where ``values`` reaches ``lo + q (final - lo)`` (``lo`` the minimum, ``final`` the mean of the last 3)."""
-    lo, final = float(np.nanmin(values)), float(np.nanmean(values[-3:]))
-    out = {"lo": lo, "final": final}
+    """Steps where the rise of ``values`` reaches ``lo + q (final - lo)``, searched after the trough.
+
+    The curve is first smoothed by a running median of 3 checkpoints, so that one noisy or
+    transient checkpoint (e.g. an evaluation during warmup) neither sets the trough nor a
+    crossing. ``lo`` is the smoothed minimum, ``final`` the mean of the last 3 smoothed values,
+    and ``t{q}`` the first step at or after the minimum where the smoothed curve reaches the
+    threshold (``None`` when there is no rise).
+    """
+    values = np.asarray(values, dtype=float)
+    smooth = median3(values)
+    i_lo = int(np.nanargmin(smooth))
+    lo, final = float(smooth[i_lo]), float(np.nanmean(smooth[-3:]))
+    out = {"lo": lo, "final": final, "lo_step": int(steps[i_lo])}
     for q in fractions:
         threshold = lo + q * (final - lo)
-        hit = np.nonzero(values >= threshold)[0]
-        out[f"t{int(q * 100)}"] = int(steps[hit[0]]) if len(hit) and final > lo else None
+        hit = np.nonzero(smooth[i_lo:] >= threshold)[0]
+        out[f"t{int(q * 100)}"] = int(steps[i_lo + hit[0]]) if len(hit) and final > lo else None
+    return out
+
+
+def median3(values: np.ndarray) -> np.ndarray:
+    """Running median over 3 neighbours (the two ends keep their own values)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 3:
+        return values.copy()
+    out = values.copy()
+    out[1:-1] = np.median(np.stack([values[:-2], values[1:-1], values[2:]]), axis=0)
     return out
 
 

@@ -187,6 +187,21 @@ class Zoo:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
         return folder
 
+    def ensure_many(self, names, *, workers: int | None = None, log=print) -> dict[str, float]:
+        """Train every model of ``names`` that is not complete, ``workers`` processes at a time (default: one per CPU core).
+
+        Returns ``{preset: seconds}`` for the models trained now (also added to :attr:`timings`).
+        See :mod:`circuits.experiments._parallel` for why processes, not threads.
+        """
+        from circuits.experiments._parallel import train_parallel
+
+        before = dict(self.timings)
+        seconds = train_parallel(self, names, workers=workers, log=log)
+        for name, s in seconds.items():
+            if self.timings.get(name) == before.get(name):  # trained in a worker (in-process runs time themselves)
+                self.timings[name] = self.timings.get(name, 0.0) + s
+        return seconds
+
     def model(self, name: str, step: int | None = None) -> tuple[Transformer, Tokenizer]:
         """The trained model (final checkpoint, or the checkpoint at ``step``) and its tokenizer, in eval mode."""
         folder = self.ensure(name)

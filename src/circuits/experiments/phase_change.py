@@ -35,7 +35,7 @@ class Config:
     control: str = "attn-only-1l"  #: the 1L control
     smeared_1l: str = "attn-only-1l-smeared"
     smeared_2l: str = "attn-only-2l-smeared"
-    eval_windows: int = 64  #: fixed validation windows evaluated at every checkpoint
+    eval_windows: int = 512  #: fixed validation windows evaluated at every checkpoint (fewer make the per-position losses, hence ICL, too noisy)
     pairs_per_example: int = 8  #: (example, index) pairs per window in the per-token loss vectors
     induction_seq_len: int = 25  #: T of [BOS] + R + R for induction scores (capped to fit n_ctx)
     prefix_seq_len: int = 25  #: T of [BOS] + R x 4 for prefix-matching scores (the paper's 25; capped to fit n_ctx)

@@ -97,8 +97,14 @@ def make_report(
     zoo_settings: ZooSettings | None = None,
     command: str = "circuits report",
     log: Callable[[str], None] = _log,
+    workers: int | None = None,
 ) -> ReportRun:
-    """Run experiments ``names`` (default: all of :data:`circuits.experiments.EXPERIMENTS`, in that order) and write ``out_dir/report.html``."""
+    """Run experiments ``names`` (default: all of :data:`circuits.experiments.EXPERIMENTS`, in that order) and write ``out_dir/report.html``.
+
+    Before the experiments run, the zoo models that the uncached experiments name in their
+    configs are trained, ``workers`` processes at a time (default: one per CPU core; see
+    :meth:`~circuits.experiments.common.Zoo.ensure_many`).
+    """
     from circuits.report.write import write_report
 
     names = list(registry.EXPERIMENTS if not names else names)
@@ -117,6 +123,13 @@ def make_report(
     cached: dict[str, bool] = {}
     configs: dict[str, Any] = {}
     models_used: dict[str, list[str]] = {}
+    needed = _presets_to_train(names, quick=quick, results_dir=results_dir, zkey=zkey, recompute=recompute)
+    if needed:
+        t0 = time.perf_counter()
+        trained = zoo.ensure_many(needed, workers=workers, log=log)
+        if trained:
+            timings["train models"] = time.perf_counter() - t0
+            timings.update({f"train {preset}": seconds for preset, seconds in trained.items()})
     for i, name in enumerate(names, 1):
         stage = f"[{i}/{len(names)}] {name}"
         try:
@@ -180,6 +193,23 @@ def make_report(
     timings_all["total"] = time.perf_counter() - start
     log(f"wrote {written.html} in {timings_all['total']:.1f} s" + (f"; {len(errors)} experiment(s) failed: {', '.join(errors)}" if errors else ""))
     return ReportRun(html=written.html, sections=sections, errors=errors, cached=cached, timings=timings_all, trained=dict(zoo.timings), png=written.png)
+
+
+def _presets_to_train(names: Sequence[str], *, quick: bool, results_dir: Path, zkey: str, recompute: bool) -> list[str]:
+    """Presets named by the configs of the experiments whose results are not cached (a module that fails to load is skipped: the loop reports it)."""
+    from circuits.experiments._parallel import presets_in
+
+    needed: list[str] = []
+    for name in names:
+        try:
+            module = load(name)
+            cfg = module.Config.quick() if quick else module.Config()
+            path = results_dir / f"{module.NAME}-{config_key(cfg)}-{zkey}.json"
+            if recompute or _read_cache(path, _source_hash(module)) is None:
+                needed += [p for p in presets_in(cfg) if p not in needed]
+        except Exception:  # noqa: BLE001 - reported by the experiment loop
+            continue
+    return needed
 
 
 def _read_cache(path: Path, code: str) -> dict | None:
@@ -265,6 +295,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str = 
     parser.add_argument("--no-png", action="store_true", help="skip the static PNG export")
     parser.add_argument("--recompute", action="store_true", help="ignore cached experiment results (trained models are still reused)")
     parser.add_argument("--no-progress", action="store_true", help="no training progress bars")
+    parser.add_argument("--workers", type=_positive_int, help="models trained at once, one process each (default: one per CPU core; 1 on CUDA)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -278,10 +309,20 @@ def run_from_args(args: argparse.Namespace, only: Sequence[str] | None, *, prog:
             load(name)  # KeyError with the known names -> exit status 2
     result = make_report(
         only, quick=args.quick, out_dir=args.out, runs_dir=args.runs, cache_dir=args.cache_dir, png=not args.no_png,
-        progress=not args.no_progress, recompute=args.recompute, command=prog + _flags(args, only),
+        progress=not args.no_progress, recompute=args.recompute, command=prog + _flags(args, only), workers=args.workers,
     )
     print(f"report: {result.html}")
     return 0 if result.ok else 1
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--workers {text!r}: give a positive integer, e.g. --workers 2")
+    return value
 
 
 def _flags(args: argparse.Namespace, only: Sequence[str] | None) -> str:
