@@ -33,7 +33,7 @@ class Config:
         "attn-only-2l-gqa", "attn-only-3l",
     )  #: models compared (shortformer is attn-only-2l)
     deep: str = "attn-only-3l"  #: the deeper model for "where heads form" (claim 19)
-    eval_windows: int = 16  #: validation windows for previous-token and ICL scores
+    eval_windows: int = 256  #: validation windows for previous-token and ICL scores (16 left the ICL score noisy)
     seq_len: int = 50  #: T of [BOS] + R + R for final induction scores (capped to fit n_ctx)
     n_sequences: int = 10  #: random sequences for final scores
     curve_seq_len: int = 25  #: T for the per-checkpoint induction score
