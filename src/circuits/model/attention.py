@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from transformer_lens.hook_points import HookPoint
 
 from circuits.config import TransformerConfig
-from circuits.model._hooks import is_hooked
+from circuits.model._hooks import affine, is_hooked
 from circuits.model.masks import AttentionContext
 from circuits.model.positional import Rotary
 
@@ -118,7 +118,9 @@ class Attention(nn.Module):
             )
             attn_out = result.sum(dim=2)
         else:
-            attn_out = einops.einsum(z, self.W_O, "batch pos head d_head, head d_head d_model -> batch pos d_model")
+            attn_out = einops.rearrange(z, "batch pos head d_head -> batch pos (head d_head)") @ einops.rearrange(
+                self.W_O, "head d_head d_model -> (head d_head) d_model"
+            )
         return attn_out if self.b_O is None else attn_out + self.b_O
 
     def _fused_z(self, q: Tensor, k: Tensor, v: Tensor, ctx: AttentionContext) -> Float[Tensor, "batch pos head d_head"]:
@@ -160,5 +162,10 @@ class Attention(nn.Module):
 def _project(
     x: Float[Tensor, "batch pos d_model"], W: Float[Tensor, "head d_model d_head"], b: Float[Tensor, "head d_head"] | None
 ) -> Float[Tensor, "batch pos head d_head"]:
-    out = einops.einsum(x, W, "batch pos d_model, head d_model d_head -> batch pos head d_head")
-    return out if b is None else out + b
+    # One [batch*pos, d_model] @ [d_model, head*d_head] matmul (bias fused by addmm) viewed as
+    # [batch, pos, head, d_head]: on 2 threads ~10% faster in training than the head-batched
+    # matmul that einsum picks, and the output needs no copy. The weight copy is d_model x head*d_head.
+    n_heads, _, d_head = W.shape
+    W_flat = einops.rearrange(W, "head d_model d_head -> d_model (head d_head)")
+    out = affine(x, W_flat, None if b is None else b.reshape(-1))
+    return out.view(*x.shape[:-1], n_heads, d_head)

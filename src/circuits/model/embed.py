@@ -11,6 +11,7 @@ import math
 
 import einops
 import torch
+import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
@@ -25,7 +26,9 @@ class Embed(nn.Module):
         self.W_E = nn.Parameter(torch.empty(d_vocab, d_model))
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_model"]:
-        return self.W_E[tokens]
+        # F.embedding, not W_E[tokens]: same values, and its backward is a dense scatter-add that
+        # ran ~6x faster in training here than indexing's accumulate-put.
+        return F.embedding(tokens, self.W_E)
 
 
 class PosEmbed(nn.Module):
