@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_model", "bench_training", "bench_weights", "bench_scores_memory"]
+SCRIPTS = ["bench_model", "bench_cache_floor", "bench_training", "bench_weights", "bench_scores_memory"]
 
 
 def main() -> int:
