@@ -226,13 +226,14 @@ def build(results: dict, cfg: Config, zoo: Zoo | None = None) -> Section:
                           fig=fig))
 
     # 2. prefix-matching scores of every head
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, shared_yaxes=True, horizontal_spacing=0.03)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[n.replace("attn-only-", "") for n in names], shared_yaxes=True,
+                        horizontal_spacing=0.03)
     for i, n in enumerate(names):
         pm = array(M[n]["prefix_matching"])  # [ckpt, layer, head]
         for l in range(pm.shape[1]):
             for h in range(pm.shape[2]):
                 fig.add_trace(go.Scatter(x=M[n]["tokens"], y=pm[:, l, h], mode="lines", name=f"L{l}H{h}", showlegend=False,
-                                         line=dict(width=1.5, color=f"hsl({(240 + 120 * l) % 360},70%,{35 + 5 * h}%)"),
+                                         line=dict(width=1.5, color=f"hsl({(240 - 120 * l) % 360},70%,{35 + 5 * h}%)"),  # blue, green, red
                                          hovertemplate=f"{n} L{l}H{h}<br>%{{x:,}} tokens: %{{y:.3f}}<extra></extra>"), row=1, col=i + 1)
         shade(fig, row=1, col=i + 1)
         fig.update_xaxes(title_text="tokens", row=1, col=i + 1)
