@@ -70,3 +70,25 @@ def test_report_command_refuses_a_bad_worker_count(capsys):
         main(["report", "--quick", "--workers", "0"])
     assert exit_info.value.code == 2
     assert "--workers '0'" in capsys.readouterr().err
+
+
+def test_report_survives_a_failing_parallel_stage(tmp_path, monkeypatch):
+    from circuits.report import make_report
+
+    def broken(self, names, **kwargs):
+        raise RuntimeError("worker pool broke")
+
+    monkeypatch.setattr(Zoo, "ensure_many", broken)
+    lines: list[str] = []
+    run = make_report(["zero_layer"], quick=True, out_dir=tmp_path / "out", runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache",
+                      png=False, progress=False, log=lines.append)
+    assert run.ok, run.errors
+    assert any("worker pool broke" in line for line in lines), lines
+    assert "attn-only-0l" in run.trained  # trained in-process by the experiment instead
+
+
+def test_make_report_refuses_a_bad_worker_count(tmp_path):
+    from circuits.report import make_report
+
+    with pytest.raises(ValueError, match="workers=0"):
+        make_report(["zero_layer"], quick=True, out_dir=tmp_path / "out", runs_dir=tmp_path / "runs", workers=0)

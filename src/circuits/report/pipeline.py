@@ -107,6 +107,8 @@ def make_report(
     """
     from circuits.report.write import write_report
 
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers={workers!r} must be a positive integer (or None: one per CPU core)")
     names = list(registry.EXPERIMENTS if not names else names)
     for name in names:
         if name not in registry.EXPERIMENTS:
@@ -126,7 +128,11 @@ def make_report(
     needed = _presets_to_train(names, quick=quick, results_dir=results_dir, zkey=zkey, recompute=recompute)
     if needed:
         t0 = time.perf_counter()
-        trained = zoo.ensure_many(needed, workers=workers, log=log)
+        try:
+            trained = zoo.ensure_many(needed, workers=workers, log=log)
+        except Exception as error:  # noqa: BLE001 - each experiment trains what it needs in-process and reports the error in its section
+            log(f"training the models ahead failed ({type(error).__name__}: {error}); each experiment trains what it needs itself")
+            trained = {}
         if trained:
             timings["train models"] = time.perf_counter() - t0
             timings.update({f"train {preset}": seconds for preset, seconds in trained.items()})
