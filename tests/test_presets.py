@@ -71,3 +71,21 @@ def test_unknown_preset_lists_close_matches():
         get_preset("attn-only-2")
     with pytest.raises(KeyError, match="known presets: attn-only-0l"):
         get_preset("gpt-5")
+
+
+def test_sections_say_what_the_corpus_models_trained_on(tmp_path):
+    from circuits.experiments._util import training_data_note
+    from circuits.experiments.common import Zoo, ZooSettings
+
+    zoo = Zoo(tmp_path / "runs", ZooSettings())
+    note = training_data_note(zoo, "attn-only-2l")
+    train_cfg = get_preset("attn-only-2l").train
+    assert f"repeat_fraction={train_cfg.repeat_fraction:g}" in note and f"{train_cfg.steps} steps" in note
+    assert training_data_note(None, "attn-only-2l") is None
+
+    class PlainZoo(Zoo):
+        def configs(self, name):
+            model_cfg, train_cfg = super().configs(name)
+            return model_cfg, dataclasses.replace(train_cfg, repeat_fraction=0.0)
+
+    assert "plain corpus windows" in training_data_note(PlainZoo(tmp_path / "runs", ZooSettings()), "attn-only-2l")

@@ -141,3 +141,16 @@ def pattern_heatmaps(patterns: dict[str, np.ndarray], tokens: Sequence[str], *, 
         fig.update_xaxes(title_text="key (source)", row=1, col=i + 1, tickfont=dict(size=8))
     fig.update_layout(title=title, height=560)
     return fig
+
+
+def training_data_note(zoo, preset: str) -> str | None:
+    """One sentence on what the corpus models were trained on (read from ``preset``'s training config), for section notes."""
+    if zoo is None:
+        return None
+    _, train_cfg = zoo.configs(preset)
+    if train_cfg.repeat_fraction <= 0:
+        return f"{preset} trains on plain corpus windows ({train_cfg.steps} steps of {train_cfg.batch_size})."
+    return (f"{preset} and the other corpus models train {train_cfg.steps} steps of {train_cfg.batch_size} windows with "
+            f"repeat_fraction={train_cfg.repeat_fraction:g}: that share of each batch's windows gets a copy of its first tokens at a "
+            "varying later offset, so only content matching (induction) predicts the copy. Evaluation uses plain corpus windows "
+            "(README, 'Presets').")

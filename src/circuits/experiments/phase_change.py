@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from circuits.experiments._util import array, band_icl, eval_tokens, fmt, icl_bands, jsonable
+from circuits.experiments._util import array, band_icl, eval_tokens, fmt, icl_bands, jsonable, training_data_note
 from circuits.experiments._trajectory import bump, index_before, log_index_slope, pivot, rise_steps, within
 from circuits.experiments.common import Claim, Figure, Section, Table, Zoo
 
@@ -446,4 +446,7 @@ def build(results: dict, cfg: Config, zoo: Zoo | None = None) -> Section:
              "shortened to fit the context where needed."]
     if zoo is not None and zoo.quick:
         notes.append("Quick mode: tiny models trained for a few dozen steps with few checkpoints; the claims are not expected to hold.")
+    data_note = training_data_note(zoo, cfg.main)
+    if data_note:
+        notes.append(data_note)
     return Section(key=NAME, title=TITLE, intro=intro, figures=figures, tables=tables, claims=claims, notes=notes)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from circuits.experiments._util import array, eval_tokens, fmt, head_heatmaps, jsonable, pattern_heatmaps
+from circuits.experiments._util import array, eval_tokens, fmt, head_heatmaps, jsonable, pattern_heatmaps, training_data_note
 from circuits.experiments.common import Claim, Figure, Section, Table, Zoo
 
 NAME = "two_layer"
@@ -436,4 +436,7 @@ def build(results: dict, cfg: Config, zoo: Zoo | None = None) -> Section:
     notes = [f"Induction heads: layer >= 1 heads with induction score >= {cfg.induction_threshold} ({', '.join(_label(x) for x in ind_heads)}; the top head when none reaches it)."]
     if zoo is not None and zoo.quick:
         notes.append("Quick mode: tiny models trained for a few dozen steps; the claims are not expected to hold.")
+    data_note = training_data_note(zoo, cfg.preset)
+    if data_note:
+        notes.append(data_note)
     return Section(key=NAME, title=TITLE, intro=intro, figures=figures, tables=tables, claims=claims, notes=notes)
