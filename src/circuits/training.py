@@ -89,6 +89,14 @@ def _identity(model_cfg: TransformerConfig, train_cfg: TrainConfig, corpus: Corp
     return {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "corpus_fingerprint": corpus.fingerprint}
 
 
+def tokenize_corpus(corpus: Corpus, model_cfg: TransformerConfig, train_cfg: TrainConfig, cache_dir: Path | None) -> tuple[Tokenizer, TokenData]:
+    """The BPE and the encoded train/validation streams a run with these configs trains on (both cached on disk by content)."""
+    tokenizer = get_tokenizer(
+        corpus, model_cfg.d_vocab, val_fraction=train_cfg.val_fraction, max_train_chars=train_cfg.tokenizer_train_chars, cache_dir=cache_dir
+    )
+    return tokenizer, get_tokens(corpus, tokenizer, val_fraction=train_cfg.val_fraction, cache_dir=cache_dir)
+
+
 def check_out_dir(out_dir: Path, resume: bool) -> dict[str, Any] | None:
     """Refuse folders holding someone else's files; return the existing ``run.json`` (or ``None`` for a new run)."""
     if out_dir.exists() and not out_dir.is_dir():
@@ -202,10 +210,7 @@ class _Trainer:
         identity = _identity(self.model_cfg, self.cfg, corpus)
         if existing is not None:
             _check_same_run(existing, identity, self.out_dir)
-        tokenizer = get_tokenizer(
-            corpus, self.model_cfg.d_vocab, val_fraction=self.cfg.val_fraction, max_train_chars=self.cfg.tokenizer_train_chars, cache_dir=self.cache_dir
-        )
-        tokens = get_tokens(corpus, tokenizer, val_fraction=self.cfg.val_fraction, cache_dir=self.cache_dir)
+        tokenizer, tokens = tokenize_corpus(corpus, self.model_cfg, self.cfg, self.cache_dir)
         check_stream(tokens.train, self.model_cfg.n_ctx, "training")
         check_stream(tokens.val, self.model_cfg.n_ctx, "validation")
         return corpus, tokenizer, tokens, existing
@@ -227,10 +232,7 @@ class _Trainer:
 
     def prepare_follower(self):
         corpus = self.corpus_spec if isinstance(self.corpus_spec, Corpus) else find_corpus(self.corpus_spec)
-        tokenizer = get_tokenizer(
-            corpus, self.model_cfg.d_vocab, val_fraction=self.cfg.val_fraction, max_train_chars=self.cfg.tokenizer_train_chars, cache_dir=self.cache_dir
-        )
-        return corpus, tokenizer, get_tokens(corpus, tokenizer, val_fraction=self.cfg.val_fraction, cache_dir=self.cache_dir), None
+        return corpus, *tokenize_corpus(corpus, self.model_cfg, self.cfg, self.cache_dir), None
 
     # -- the loop --
     def loop(self, corpus: Corpus, tokenizer: Tokenizer, tokens: TokenData, existing: dict | None) -> TrainResult:

@@ -150,17 +150,15 @@ def train_parallel(zoo: Any, names: Iterable[str], *, workers: int | None = None
 
 def _prepare_tokens(zoo: Any, names: Sequence[str]) -> None:
     """Train the tokenizer(s) and encode the corpus once, here, before the workers read the cache."""
-    from circuits.data import get_tokenizer, get_tokens
+    from circuits.training import tokenize_corpus
 
     seen = set()
     for name in names:
         model_cfg, train_cfg = zoo.configs(name)
         key = (model_cfg.d_vocab, train_cfg.val_fraction, train_cfg.tokenizer_train_chars)
-        if key in seen:
-            continue
-        seen.add(key)
-        tokenizer = get_tokenizer(zoo.corpus, model_cfg.d_vocab, val_fraction=train_cfg.val_fraction, max_train_chars=train_cfg.tokenizer_train_chars, cache_dir=zoo.cache_dir)
-        get_tokens(zoo.corpus, tokenizer, val_fraction=train_cfg.val_fraction, cache_dir=zoo.cache_dir)
+        if key not in seen:
+            seen.add(key)
+            tokenize_corpus(zoo.corpus, model_cfg, train_cfg, zoo.cache_dir)
 
 
 def _cost(zoo: Any, name: str) -> int:

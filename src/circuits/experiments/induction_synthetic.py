@@ -48,6 +48,11 @@ class Config:
         return cls(steps=60, eval_every=20, batch_size=16)
 
 
+def _eval_kwargs(cfg: Config) -> dict:
+    """The BOS + R + R evaluation every score of this section uses."""
+    return dict(seq_len=cfg.seq_len, n_repeats=2, batch=cfg.n_eval, seed=cfg.seed + 2)
+
+
 def _train(cfg: Config, n_layers: int, smear: bool, stream: np.ndarray) -> tuple[object, dict]:
     import torch
 
@@ -60,7 +65,7 @@ def _train(cfg: Config, n_layers: int, smear: bool, stream: np.ndarray) -> tuple
     )
     model = circuits.Transformer(model_cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    eval_kwargs = dict(seq_len=cfg.seq_len, n_repeats=2, batch=cfg.n_eval, seed=cfg.seed + 2)
+    eval_kwargs = _eval_kwargs(cfg)
     curve: dict[str, list] = {"step": [], "induction": [], "loss_first": [], "loss_second": [], "train_loss": []}
     recent: list[float] = []
     for step in range(1, cfg.steps + 1):
@@ -93,7 +98,7 @@ def compute(cfg: Config, zoo: Zoo | None = None) -> dict:
         model, curves[label] = _train(cfg, n_layers, smear, stream)
         if label == "2L":
             final_two = model
-    eval_kwargs = dict(seq_len=cfg.seq_len, n_repeats=2, batch=cfg.n_eval, seed=cfg.seed + 2)
+    eval_kwargs = _eval_kwargs(cfg)
     prev = circuits.previous_token_scores(final_two, circuits.random_tokens(cfg.d_vocab, 2 * cfg.seq_len, batch=cfg.n_eval, seed=cfg.seed + 1))
     ind = circuits.induction_scores(final_two, **eval_kwargs)
     prev_head, ind_head = int(prev[0].argmax()), int(ind[1].argmax())

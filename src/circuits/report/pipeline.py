@@ -125,7 +125,7 @@ def make_report(
     cached: dict[str, bool] = {}
     configs: dict[str, Any] = {}
     models_used: dict[str, list[str]] = {}
-    needed = _presets_to_train(names, quick=quick, results_dir=results_dir, zkey=zkey, recompute=recompute)
+    needed, prefetched = _presets_to_train(names, quick=quick, results_dir=results_dir, zkey=zkey, recompute=recompute)
     if needed:
         t0 = time.perf_counter()
         try:
@@ -156,7 +156,7 @@ def make_report(
             configs[name] = dataclasses.asdict(cfg)
             path = results_dir / f"{module.NAME}-{config_key(cfg)}-{zkey}.json"
             code = _source_hash(module)
-            results = None if recompute else _read_cache(path, code)
+            results = None if recompute else prefetched[name] if name in prefetched else _read_cache(path, code)
             cached[name] = results is not None
             if results is None:
                 log(f"{stage}: computing (models are trained on first use)")
@@ -201,21 +201,26 @@ def make_report(
     return ReportRun(html=written.html, sections=sections, errors=errors, cached=cached, timings=timings_all, trained=dict(zoo.timings), png=written.png)
 
 
-def _presets_to_train(names: Sequence[str], *, quick: bool, results_dir: Path, zkey: str, recompute: bool) -> list[str]:
-    """Presets named by the configs of the experiments whose results are not cached (a module that fails to load is skipped: the loop reports it)."""
+def _presets_to_train(names: Sequence[str], *, quick: bool, results_dir: Path, zkey: str, recompute: bool) -> tuple[list[str], dict[str, dict | None]]:
+    """Presets named by the configs of the experiments whose results are not cached, and each loadable experiment's cached results (``None``: none).
+
+    A module that fails to load is skipped here: the experiment loop reports it.
+    """
     from circuits.experiments._parallel import presets_in
 
     needed: list[str] = []
+    cached: dict[str, dict | None] = {}
     for name in names:
         try:
             module = load(name)
             cfg = module.Config.quick() if quick else module.Config()
             path = results_dir / f"{module.NAME}-{config_key(cfg)}-{zkey}.json"
-            if recompute or _read_cache(path, _source_hash(module)) is None:
+            cached[name] = None if recompute else _read_cache(path, _source_hash(module))
+            if cached[name] is None:
                 needed += [p for p in presets_in(cfg) if p not in needed]
         except Exception:  # noqa: BLE001 - reported by the experiment loop
             continue
-    return needed
+    return needed, cached
 
 
 def _read_cache(path: Path, code: str) -> dict | None:
