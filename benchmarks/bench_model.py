@@ -145,7 +145,7 @@ def main() -> None:
         tokens = torch.randint(0, GPT2_SMALL.d_vocab, (args.batch, args.seq), generator=g)
         bench_shape("GPT-2 small (12 x 768, vocab 50257)", model, tokens, args.rounds, with_hf=True)
     if args.presets:
-        from circuits.presets import get_preset
+        from circuits.training.presets import get_preset
 
         for name in args.presets:
             cfg = get_preset(name).model

@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from circuits import get_preset, train
-from circuits.data import find_corpus, get_tokenizer, get_tokens, sample_windows, step_generator
-from circuits.training import lr_at
+from circuits.training.data import find_corpus, get_tokenizer, get_tokens, sample_windows, step_generator
+from circuits.training.loop import lr_at
 
 
 class PlainAttention(nn.Module):

@@ -26,7 +26,7 @@ import time
 import torch
 
 import circuits
-from circuits.processing import folded_weights
+from circuits.analysis.weights.processing import folded_weights
 
 
 def rss_mb() -> float:

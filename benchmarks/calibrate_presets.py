@@ -11,7 +11,7 @@ best previous-token score on validation text (mean attention ``i -> i - 1``), an
 on the first and the second repeat. ``--trajectory`` also prints the induction score and the
 in-context-learning score at every checkpoint, to see the phase change. The scores are computed
 inline here (a few lines) so that this script checks the training code independently of
-``circuits.scores``.
+``circuits.analysis.activations.scores``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 
 from circuits import PRESETS, TrainConfig, load, train
-from circuits.checkpoint import list_checkpoints
-from circuits.data import eval_windows, find_corpus, get_tokenizer, get_tokens
+from circuits.training.checkpoint import list_checkpoints
+from circuits.training.data import eval_windows, find_corpus, get_tokenizer, get_tokens
 
 
 def parse_overrides(text: str | None) -> dict:

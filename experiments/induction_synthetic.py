@@ -1,11 +1,11 @@
-"""Induction heads at toy scale: the phase change and the smeared-key control on repeated spans.
+"""Run the ``induction_synthetic`` experiment alone: `python experiments/induction_synthetic.py [--quick] [--out DIR] [--runs DIR] [--no-png]`.
 
-Run: `python experiments/induction_synthetic.py [--quick] [--out DIR]` (see `circuits.experiments.cli_main`).
+Writes a one-section report to ``figures/induction_synthetic/report.html`` (see ``circuits.report.experiment_main``).
 """
 
 import sys
 
 if __name__ == "__main__":
-    from circuits.experiments import cli_main
+    from circuits.report import experiment_main
 
-    sys.exit(cli_main("induction_synthetic", sys.argv[1:]))
+    sys.exit(experiment_main("induction_synthetic", sys.argv[1:]))

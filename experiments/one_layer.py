@@ -1,11 +1,11 @@
-"""Run the one-layer experiment alone: `python experiments/one_layer.py [--quick] [--out DIR] [--runs DIR]`.
+"""Run the ``one_layer`` experiment alone: `python experiments/one_layer.py [--quick] [--out DIR] [--runs DIR] [--no-png]`.
 
-Trains the models it needs on first use (reused from --runs afterwards), caches its results and
-writes a one-section report to --out (default figures/one_layer/report.html). The experiment itself is
-`circuits.experiments.one_layer` (config, compute, build).
+Writes a one-section report to ``figures/one_layer/report.html`` (see ``circuits.report.experiment_main``).
 """
 
-from circuits.experiments import cli_main
+import sys
 
 if __name__ == "__main__":
-    raise SystemExit(cli_main("one_layer"))
+    from circuits.report import experiment_main
+
+    sys.exit(experiment_main("one_layer", sys.argv[1:]))

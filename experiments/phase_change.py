@@ -1,11 +1,11 @@
-"""The induction-head phase change over the dense checkpoints of the 1L, 2L and smeared-key models.
+"""Run the ``phase_change`` experiment alone: `python experiments/phase_change.py [--quick] [--out DIR] [--runs DIR] [--no-png]`.
 
-Run: `python experiments/phase_change.py [--quick] [--out DIR]` (see `circuits.experiments.cli_main`).
+Writes a one-section report to ``figures/phase_change/report.html`` (see ``circuits.report.experiment_main``).
 """
 
 import sys
 
 if __name__ == "__main__":
-    from circuits.experiments import cli_main
+    from circuits.report import experiment_main
 
-    sys.exit(cli_main("phase_change", sys.argv[1:]))
+    sys.exit(experiment_main("phase_change", sys.argv[1:]))

@@ -1,11 +1,11 @@
-"""A real pretrained model: all-MiniLM-L6-v2's attention heads on real sentences.
+"""Run the ``real_model`` experiment alone: `python experiments/real_model.py [--quick] [--out DIR] [--runs DIR] [--no-png]`.
 
-Run: `python experiments/real_model.py [--quick] [--out DIR]` (see `circuits.experiments.cli_main`).
+Writes a one-section report to ``figures/real_model/report.html`` (see ``circuits.report.experiment_main``).
 """
 
 import sys
 
 if __name__ == "__main__":
-    from circuits.experiments import cli_main
+    from circuits.report import experiment_main
 
-    sys.exit(cli_main("real_model", sys.argv[1:]))
+    sys.exit(experiment_main("real_model", sys.argv[1:]))

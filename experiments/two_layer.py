@@ -1,11 +1,11 @@
-"""Two-layer attention-only model: previous-token and induction heads, composition, ablation, term importance.
+"""Run the ``two_layer`` experiment alone: `python experiments/two_layer.py [--quick] [--out DIR] [--runs DIR] [--no-png]`.
 
-Run: `python experiments/two_layer.py [--quick] [--out DIR]` (see `circuits.experiments.cli_main`).
+Writes a one-section report to ``figures/two_layer/report.html`` (see ``circuits.report.experiment_main``).
 """
 
 import sys
 
 if __name__ == "__main__":
-    from circuits.experiments import cli_main
+    from circuits.report import experiment_main
 
-    sys.exit(cli_main("two_layer", sys.argv[1:]))
+    sys.exit(experiment_main("two_layer", sys.argv[1:]))

@@ -1,11 +1,11 @@
-"""Induction heads under positional variants (learned, shortformer, rotary, ALiBi, none) and grouped-query attention.
+"""Run the ``variants`` experiment alone: `python experiments/variants.py [--quick] [--out DIR] [--runs DIR] [--no-png]`.
 
-Run: `python experiments/variants.py [--quick] [--out DIR]` (see `circuits.experiments.cli_main`).
+Writes a one-section report to ``figures/variants/report.html`` (see ``circuits.report.experiment_main``).
 """
 
 import sys
 
 if __name__ == "__main__":
-    from circuits.experiments import cli_main
+    from circuits.report import experiment_main
 
-    sys.exit(cli_main("variants", sys.argv[1:]))
+    sys.exit(experiment_main("variants", sys.argv[1:]))

@@ -1,11 +1,11 @@
-"""Run the zero-layer experiment alone: `python experiments/zero_layer.py [--quick] [--out DIR] [--runs DIR]`.
+"""Run the ``zero_layer`` experiment alone: `python experiments/zero_layer.py [--quick] [--out DIR] [--runs DIR] [--no-png]`.
 
-Trains the models it needs on first use (reused from --runs afterwards), caches its results and
-writes a one-section report to --out (default figures/zero_layer/report.html). The experiment itself is
-`circuits.experiments.zero_layer` (config, compute, build).
+Writes a one-section report to ``figures/zero_layer/report.html`` (see ``circuits.report.experiment_main``).
 """
 
-from circuits.experiments import cli_main
+import sys
 
 if __name__ == "__main__":
-    raise SystemExit(cli_main("zero_layer"))
+    from circuits.report import experiment_main
+
+    sys.exit(experiment_main("zero_layer", sys.argv[1:]))

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from circuits.experiments.common import Claim, Figure, Section, Table, Zoo, ZooSettings
+from circuits.experiments.base import Claim, Figure, Section, Table
+from circuits.training.zoo import Zoo, ZooSettings
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import torch
 
 from circuits import Tokenizer, Transformer, load
 from circuits.atomic import atomic_directory, atomic_write_text
-from circuits.checkpoint import (
+from circuits.training.checkpoint import (
     CONFIG_FILE,
     MODEL_FILE,
     OPTIMIZER_FILE,
@@ -19,7 +19,7 @@ from circuits.checkpoint import (
     resolve_checkpoint,
     save_checkpoint,
 )
-from circuits.training import make_optimizer
+from circuits.training.loop import make_optimizer
 
 from training_helpers import state_dicts_equal, tiny_model_config, tiny_train_config
 

@@ -8,7 +8,7 @@ from transformer_lens import FactoredMatrix
 from transformer_lens.utilities import composition_scores as tl_composition_scores
 
 import circuits
-from circuits.processing import folded_weights, process_weights
+from circuits.analysis.weights.processing import folded_weights, process_weights
 from conftest import tiny_model
 from weights_helpers import dense_folded, randomized
 
@@ -113,7 +113,7 @@ def test_composition_errors():
 def test_single_pair_score_and_within_layer_error():
     model = randomized(seed=35, n_layers=3)
     scores = circuits.composition_scores(model, "Q")
-    from circuits.composition import composition_score
+    from circuits.analysis.weights.composition import composition_score
 
     assert composition_score(model, "Q", "L0H1", "L2H0") == pytest.approx(scores[0, 1, 2, 0].item(), abs=1e-6)
     assert composition_score(model, "Q", (1, 2), (2, 1)) == pytest.approx(scores[1, 2, 2, 1].item(), abs=1e-6)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from circuits import Tokenizer
-from circuits.data import (
+from circuits.training.data import (
     STDLIB_EXCLUDED_DIRS,
     check_stream,
     eval_windows,

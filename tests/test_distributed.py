@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from circuits import Transformer, load, train
-from circuits.distributed import DistInfo, from_environment, resolve_device
+from circuits.training.distributed import DistInfo, from_environment, resolve_device
 
 from training_helpers import tiny_model_config, tiny_train_config, write_corpus
 

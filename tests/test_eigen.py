@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import circuits
-from circuits.eigen import (
+from circuits.analysis.weights.eigen import (
     diagonal_accuracy,
     eigenvalue_positivity,
     induction_qk_positivity,
@@ -83,7 +83,7 @@ def test_copying_score_near_zero_at_random_init():
 
 
 def test_diagonal_accuracy_equals_dense_topk(monkeypatch):
-    import circuits.eigen as eigen
+    import circuits.analysis.weights.eigen as eigen
 
     monkeypatch.setattr(eigen, "_CHUNK_ELEMENTS", 50)  # several chunks even at d_vocab=13
     model = randomized(seed=23, normalization="none")

@@ -18,7 +18,7 @@ minilm = pytest.importorskip(
 transformers = pytest.importorskip("transformers", reason="the HF parity tests need transformers (the dev extra)")
 
 from circuits import load_hf  # noqa: E402
-from circuits.real_model import SENTENCES, mean_pool, sentence_embeddings  # noqa: E402
+from circuits.analysis.activations.real_model import SENTENCES, mean_pool, sentence_embeddings  # noqa: E402
 
 TEXTS = list(SENTENCES[:4]) + ["Short one.", "Tokenization splits unbelievably long words into pieces."]
 

@@ -2,7 +2,7 @@
 :mod:`circuits.experiments.induction_synthetic`).
 
 Training data: windows of random tokens in which the window's first ``L`` tokens are copied to a
-later offset, with ``L`` and the offset drawn per window (``circuits.data.sample_windows`` with
+later offset, with ``L`` and the offset drawn per window (``circuits.training.data.sample_windows`` with
 ``repeat_fraction=1``). Because the copy's distance varies, a positional "look back k tokens" head
 cannot predict it (with a fixed distance the model learns exactly that shortcut and no
 previous-token head); only the Framework paper's two-head circuit can.

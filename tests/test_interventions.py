@@ -5,7 +5,7 @@ from conftest import tiny_model
 
 import circuits
 from circuits import Ablation
-from circuits.interventions import _derangement
+from circuits.analysis.activations.interventions import _derangement
 
 IND = dict(seq_len=6, n_repeats=2, batch=8, seed=0, distinct=True)
 

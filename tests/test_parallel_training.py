@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from circuits.experiments._parallel import presets_in, train_parallel
-from circuits.experiments.common import Zoo, ZooSettings
-from circuits.checkpoint import load
+from circuits.training.parallel import presets_in, train_parallel
+from circuits.training.zoo import Zoo, ZooSettings
+from circuits.training.checkpoint import load
 
 NAMES = ["attn-only-1l", "attn-only-0l"]
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from circuits import PRESETS, Transformer, get_preset
-from circuits.presets import Preset
+from circuits.training.presets import Preset
 
 REQUIRED = [
     "attn-only-0l", "attn-only-1l", "attn-only-2l", "attn-only-3l", "full-2l",
@@ -74,8 +74,8 @@ def test_unknown_preset_lists_close_matches():
 
 
 def test_sections_say_what_the_corpus_models_trained_on(tmp_path):
-    from circuits.experiments._util import training_data_note
-    from circuits.experiments.common import Zoo, ZooSettings
+    from circuits.experiments.util import training_data_note
+    from circuits.training.zoo import Zoo, ZooSettings
 
     zoo = Zoo(tmp_path / "runs", ZooSettings())
     note = training_data_note(zoo, "attn-only-2l")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from circuits.processing import folded_weights, process_weights
+from circuits.analysis.weights.processing import folded_weights, process_weights
 from weights_helpers import randomized
 
 CONFIGS = {

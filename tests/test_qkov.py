@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import circuits
-from circuits.qkov import direct_path, head_label_grid, ov_circuit, positional_qk_circuit, qk_circuit, rotary_qk_circuit, rotation_matrix
+from circuits.analysis.weights.qkov import direct_path, head_label_grid, ov_circuit, positional_qk_circuit, qk_circuit, rotary_qk_circuit, rotation_matrix
 from weights_helpers import dense_folded, randomized
 
 CIRCUIT_CONFIGS = {

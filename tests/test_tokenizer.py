@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from circuits import Tokenizer
-from circuits.tokenizer import BOS, MIN_VOCAB_SIZE
+from circuits.training.tokenizer import BOS, MIN_VOCAB_SIZE
 
 TEXTS = [
     "def add(a, b):\n    return a + b\n",

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from circuits import TrainConfig, load, train
-from circuits.checkpoint import OPTIMIZER_FILE, list_checkpoints
-from circuits.train_config import checkpoint_steps
-from circuits.training import lr_at, make_optimizer
+from circuits.training.checkpoint import OPTIMIZER_FILE, list_checkpoints
+from circuits.training.config import checkpoint_steps
+from circuits.training.loop import lr_at, make_optimizer
 
 from training_helpers import state_dicts_equal, tiny_model_config, tiny_train_config, write_corpus
 
@@ -135,7 +135,7 @@ KILLER = textwrap.dedent(
     """
     import os, signal, sys
     sys.path.insert(0, {tests!r})
-    import circuits.checkpoint as ckpt
+    import circuits.training.checkpoint as ckpt
     from circuits import train
     from training_helpers import tiny_model_config, tiny_train_config
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import circuits
-from circuits.trigrams import top_singular_directions
+from circuits.analysis.weights.trigrams import top_singular_directions
 from conftest import tiny_model
 from weights_helpers import StubTokenizer, dense_folded, randomized
 
@@ -37,7 +37,7 @@ def test_hand_built_skip_trigram():
 
 @pytest.mark.parametrize("chunk", [2**22, 20])
 def test_skip_trigrams_equal_brute_force(chunk, monkeypatch):
-    import circuits.trigrams as trigrams
+    import circuits.analysis.weights.trigrams as trigrams
 
     monkeypatch.setattr(trigrams, "_CHUNK_ELEMENTS", chunk)  # 20 -> one source per chunk
     model = randomized(seed=41, n_layers=1, attn_only=True)

@@ -1,95 +1,70 @@
-"""circuits: a mechanistic interpretability workbench (see README.md for the tour)."""
+"""circuits: a mechanistic interpretability workbench (see README.md for the tour).
 
-from circuits.config import TransformerConfig
-from circuits.model import Transformer
+The package is layered, one way, bottom to top (a module imports only from its own layer or below)::
 
-__all__ = ["TransformerConfig", "Transformer"]
+    config, atomic            the one model config; atomic file writes
+    model/                    the hookable transformer (computes; owns parameters and hook points)
+    training/                 corpus, tokenizer, training loop, checkpoints, presets, the zoo of trained presets
+    hf/                       Hugging Face import/export
+    analysis/weights/         weight circuits: QK/OV, eigenvalues, composition, skip-trigrams
+    analysis/activations/     activation circuits: head scores, paths, attribution, ablation, patching, ICL
+    experiments/              one question each: compute -> typed Result -> figures / claims
+    runner                    plan, train, compute or read cached results, collect failures
+    report/                   render only: sections, claims table, run record, HTML, PNG
+    cli                       the ``circuits`` command
 
-# activation circuits: head scores, path expansion, attribution, interventions, in-context learning
-from circuits._common import DecompositionError
-from circuits.attribution import DirectLogitAttribution, LogitLens, direct_logit_attribution, logit_lens
-from circuits.icl import CheckpointMetrics, ICLIndices, checkpoint_metrics, icl_indices, icl_score, per_token_losses, sample_token_indices
-from circuits.interventions import Ablation, AblationEffects, ablated_loss, ablation_effects, head_means
-from circuits.patching import PatchResult, patch_heads, patch_residual, path_patch, path_patch_senders
-from circuits.paths import (
-    BigramComparison,
-    PathExpansion,
-    TermImportance,
-    bigram_counts,
-    path_expansion,
-    term_importance,
-    zero_layer_bigram_comparison,
-)
-from circuits.scores import (
-    RepeatedTokensLoss,
-    attention_scores,
-    copying_eval_scores,
-    current_token_scores,
-    duplicate_token_scores,
-    first_token_scores,
-    induction_scores,
-    per_position_loss,
-    prefix_matching_scores,
-    previous_token_scores,
-    repeated_tokens_loss,
-)
-from circuits.tasks import random_tokens, repeated_tokens
+Importing ``circuits`` has no side effects and imports nothing heavy: each public name below is
+loaded from its module on first access (``circuits.Transformer``, ``from circuits import train``).
+"""
 
-__all__ += [
-    "DecompositionError",
-    "DirectLogitAttribution", "LogitLens", "direct_logit_attribution", "logit_lens",
-    "CheckpointMetrics", "ICLIndices", "checkpoint_metrics", "icl_indices", "icl_score", "per_token_losses", "sample_token_indices",
-    "Ablation", "AblationEffects", "ablated_loss", "ablation_effects", "head_means",
-    "PatchResult", "patch_heads", "patch_residual", "path_patch", "path_patch_senders",
-    "BigramComparison", "PathExpansion", "TermImportance", "bigram_counts", "path_expansion", "term_importance",
-    "zero_layer_bigram_comparison",
-    "RepeatedTokensLoss", "attention_scores", "copying_eval_scores", "current_token_scores", "duplicate_token_scores",
-    "first_token_scores", "induction_scores", "per_position_loss", "prefix_matching_scores", "previous_token_scores",
-    "repeated_tokens_loss",
-    "random_tokens", "repeated_tokens",
-]
+from __future__ import annotations
 
-# Hugging Face checkpoints: import (GPT-2, LLaMA, BERT) and export (GPT-2, LLaMA)
-from circuits.hf import HFTokenizer, export_hf, load_hf, load_hf_tokenizer
+import importlib
+from typing import Any
 
-__all__ += ["load_hf", "export_hf", "load_hf_tokenizer", "HFTokenizer"]
+#: public name -> the module that defines it
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    # the model
+    "circuits.config": ("TransformerConfig",),
+    "circuits.model": ("Transformer",),
+    # corpus, tokenizer, training, checkpoints, presets
+    "circuits.training.checkpoint": ("load",),
+    "circuits.training.presets": ("PRESETS", "Preset", "get_preset",),
+    "circuits.training.tokenizer": ("Tokenizer",),
+    "circuits.training.config": ("TrainConfig",),
+    "circuits.training.loop": ("TrainResult", "train",),
+    # Hugging Face checkpoints: import (GPT-2, LLaMA, BERT) and export (GPT-2, LLaMA)
+    "circuits.hf": ("HFTokenizer", "export_hf", "load_hf", "load_hf_tokenizer",),
+    # weight circuits: processing (norm folding, centring), QK/OV circuits, eigenvalue scores, composition, skip-trigrams
+    "circuits.analysis.weights.composition": ("composition_baseline", "composition_score", "composition_scores",),
+    "circuits.analysis.weights.processing": ("FoldedWeights", "folded_weights", "process_weights",),
+    "circuits.analysis.weights.trigrams": ("SingularDirection", "SkipTrigram", "SkipTrigramTable", "skip_trigrams", "top_singular_directions",),
+    "circuits.analysis.weights.eigen": ("copying_scores", "diagonal_accuracy", "induction_qk_positivity", "prefix_matching_qk_trace", "qk_positivity",),
+    "circuits.analysis.weights.qkov": ("direct_path", "full_ov_circuit", "full_qk_circuit", "head_label_grid", "ov_circuit", "positional_qk_circuit", "qk_circuit", "rotary_qk_circuit",),
+    # activation circuits: head scores, path expansion, attribution, interventions, in-context learning
+    "circuits.analysis.common": ("DecompositionError",),
+    "circuits.analysis.activations.attribution": ("DirectLogitAttribution", "LogitLens", "direct_logit_attribution", "logit_lens",),
+    "circuits.analysis.activations.icl": ("CheckpointMetrics", "ICLIndices", "checkpoint_metrics", "icl_indices", "icl_score", "per_token_losses", "sample_token_indices",),
+    "circuits.analysis.activations.interventions": ("Ablation", "AblationEffects", "ablated_loss", "ablation_effects", "head_means",),
+    "circuits.analysis.activations.patching": ("PatchResult", "patch_heads", "patch_residual", "path_patch", "path_patch_senders",),
+    "circuits.analysis.activations.paths": ("BigramComparison", "PathExpansion", "TermImportance", "bigram_counts", "path_expansion", "term_importance", "zero_layer_bigram_comparison",),
+    "circuits.analysis.activations.scores": ("RepeatedTokensLoss", "attention_scores", "copying_eval_scores", "current_token_scores", "duplicate_token_scores", "first_token_scores", "induction_scores", "per_position_loss", "prefix_matching_scores", "previous_token_scores", "repeated_tokens_loss",),
+    "circuits.analysis.tasks": ("random_tokens", "repeated_tokens",),
+}
 
-# corpus, tokenizer, training, checkpoints, presets
-from circuits.checkpoint import load
-from circuits.presets import PRESETS, Preset, get_preset
-from circuits.tokenizer import Tokenizer
-from circuits.train_config import TrainConfig
-from circuits.training import TrainResult, train
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
-__all__ += ["Tokenizer", "TrainConfig", "TrainResult", "train", "load", "PRESETS", "Preset", "get_preset"]
+__all__ = list(_WHERE)
 
-# weight circuits: processing (norm folding, centring), QK/OV circuits, eigenvalue scores, composition, skip-trigrams
-from circuits.composition import composition_baseline, composition_score, composition_scores
-from circuits.eigen import (
-    copying_scores,
-    diagonal_accuracy,
-    induction_qk_positivity,
-    prefix_matching_qk_trace,
-    qk_positivity,
-)
-from circuits.processing import FoldedWeights, folded_weights, process_weights
-from circuits.qkov import (
-    direct_path,
-    full_ov_circuit,
-    full_qk_circuit,
-    head_label_grid,
-    ov_circuit,
-    positional_qk_circuit,
-    qk_circuit,
-    rotary_qk_circuit,
-)
-from circuits.trigrams import SingularDirection, SkipTrigram, SkipTrigramTable, skip_trigrams, top_singular_directions
 
-__all__ += [
-    "process_weights", "folded_weights", "FoldedWeights",
-    "full_qk_circuit", "full_ov_circuit", "qk_circuit", "ov_circuit", "positional_qk_circuit", "rotary_qk_circuit",
-    "direct_path", "head_label_grid",
-    "copying_scores", "qk_positivity", "diagonal_accuracy", "induction_qk_positivity", "prefix_matching_qk_trace",
-    "composition_scores", "composition_score", "composition_baseline",
-    "skip_trigrams", "top_singular_directions", "SkipTrigram", "SkipTrigramTable", "SingularDirection",
-]
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'circuits' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

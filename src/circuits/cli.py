@@ -55,8 +55,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_run(args: argparse.Namespace) -> int:
-    from circuits.presets import get_preset
-    from circuits.training import train
+    from circuits.training.presets import get_preset
+    from circuits.training.loop import train
 
     preset = get_preset(args.preset)
     model_cfg, train_cfg = preset.model, preset.train
@@ -92,7 +92,7 @@ def _info_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _info_run(args: argparse.Namespace) -> int:
-    from circuits.checkpoint import list_checkpoints, read_config, resolve_checkpoint
+    from circuits.training.checkpoint import list_checkpoints, read_config, resolve_checkpoint
 
     folder = resolve_checkpoint(args.path)
     config = read_config(folder)
@@ -134,7 +134,7 @@ def _presets_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _presets_run(args: argparse.Namespace) -> int:
-    from circuits.presets import PRESETS
+    from circuits.training.presets import PRESETS
 
     width = max(len(name) for name in PRESETS)
     for name, preset in PRESETS.items():

@@ -1,21 +1,20 @@
-"""The experiments, one question each, in report order (see :mod:`circuits.experiments.common` for their shape).
+"""The experiments, one question each, in report order (see :mod:`circuits.experiments.base` for their shape).
 
 Modules are imported lazily (:func:`load`), so importing this package costs nothing and an
 experiment whose module does not exist yet shows up in the report as an error section instead
 of breaking the others. ``experiments/<name>.py`` at the repository root runs one experiment
-through :func:`cli_main`.
+through :func:`circuits.report.experiment_main`.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
 from types import ModuleType
 
 #: Every experiment, in the order the report shows them.
 EXPERIMENTS: list[str] = ["zero_layer", "one_layer", "two_layer", "phase_change", "variants", "induction_synthetic", "real_model"]
 
-__all__ = ["EXPERIMENTS", "ExperimentMissing", "load", "cli_main"]
+__all__ = ["EXPERIMENTS", "ExperimentMissing", "load"]
 
 
 class ExperimentMissing(ImportError):
@@ -37,21 +36,3 @@ def load(name: str) -> ModuleType:
         if error.name == module_name:  # the module itself is absent, not something it imports
             raise ExperimentMissing(f"experiment module {module_name} does not exist (yet)") from error
         raise
-
-
-def cli_main(name: str, argv: Sequence[str] | None = None) -> int:
-    """Run experiment ``name`` alone and write a one-section report (``experiments/<name>.py`` calls this).
-
-    Flags: ``--quick`` (tiny models and settings), ``--out DIR`` (default ``figures/<name>``),
-    ``--runs DIR`` (trained models and the result cache, default ``runs``), ``--no-png``,
-    ``--cache-dir DIR``. Returns the exit status (0, or 1 when the experiment failed).
-    """
-    import argparse
-    import sys
-
-    from circuits.report import pipeline
-
-    parser = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=f"Run the {name} experiment and write its report section.")
-    pipeline.add_common_arguments(parser, default_out=f"figures/{name}")
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    return pipeline.run_from_args(args, only=[name], prog=f"python experiments/{name}.py")

@@ -3,7 +3,7 @@
 The corpus presets form an induction head in a few minutes of training (see the README,
 "Presets"), on text where many other things also help. This section asks the In-context Learning
 paper's questions where nothing but induction helps and the answer fits in half a minute: on windows of random tokens in which the window's first ``L`` tokens are copied
-to a later offset (``L`` and the offset drawn per window, :func:`circuits.data.sample_windows` with
+to a later offset (``L`` and the offset drawn per window, :func:`circuits.training.data.sample_windows` with
 ``repeat_fraction=1``), so that only matching content, never a fixed look-back distance, predicts
 the copy. Four attention-only models are trained on the same batches: one and two layers, each
 with and without smeared keys. Every ``eval_every`` steps we measure the last layer's best
@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuits.experiments._util import array, fmt, jsonable
-from circuits.experiments.common import Claim, Figure, Section, Zoo
+from circuits.experiments.util import array, fmt, jsonable
+from circuits.experiments.base import Claim, Figure, Section
+from circuits.training.zoo import Zoo
 
 NAME = "induction_synthetic"
 TITLE = "Induction heads at toy scale: the phase change and the smeared-key control"
@@ -57,7 +58,7 @@ def _train(cfg: Config, n_layers: int, smear: bool, stream: np.ndarray) -> tuple
     import torch
 
     import circuits
-    from circuits.data import sample_windows
+    from circuits.training.data import sample_windows
 
     model_cfg = circuits.TransformerConfig(
         n_layers=n_layers, d_model=cfg.d_model, n_heads=cfg.n_heads, d_vocab=cfg.d_vocab, n_ctx=cfg.n_ctx, smear_key=smear,

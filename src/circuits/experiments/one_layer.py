@@ -16,14 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from circuits import plots
-from circuits.eigen import copying_scores, diagonal_accuracy, ov_eigenvalues
-from circuits.experiments import _corpus
-from circuits.experiments.common import Claim, Figure, Section, Table, Zoo
-from circuits.paths import term_importance
-from circuits.qkov import full_ov_circuit, full_qk_circuit, positional_qk_circuit
-from circuits.scores import current_token_scores, first_token_scores, induction_scores, previous_token_scores, repeated_tokens_loss
-from circuits.trigrams import skip_trigrams
+from circuits.experiments import plots
+from circuits.analysis.weights.eigen import copying_scores, diagonal_accuracy, ov_eigenvalues
+from circuits.experiments import corpus as _corpus
+from circuits.experiments.base import Claim, Figure, Section, Table
+from circuits.training.zoo import Zoo
+from circuits.analysis.activations.paths import term_importance
+from circuits.analysis.weights.qkov import full_ov_circuit, full_qk_circuit, positional_qk_circuit
+from circuits.analysis.activations.scores import current_token_scores, first_token_scores, induction_scores, previous_token_scores, repeated_tokens_loss
+from circuits.analysis.weights.trigrams import skip_trigrams
 
 NAME = "one_layer"
 TITLE = "One-layer attention-only model: skip-trigrams, copying and positional heads"

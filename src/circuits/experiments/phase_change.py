@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from circuits.experiments._util import array, band_icl, eval_tokens, fmt, icl_bands, jsonable, training_data_note
-from circuits.experiments._trajectory import bump, index_before, log_index_slope, pivot, rise_steps, within
-from circuits.experiments.common import Claim, Figure, Section, Table, Zoo
+from circuits.experiments.util import array, band_icl, eval_tokens, fmt, icl_bands, jsonable, training_data_note
+from circuits.analysis.trajectory import bump, index_before, log_index_slope, pivot, rise_steps, within
+from circuits.experiments.base import Claim, Figure, Section, Table
+from circuits.training.zoo import Zoo
 
 NAME = "phase_change"
 TITLE = "The induction-head phase change over training"

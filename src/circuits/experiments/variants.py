@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from circuits.experiments._util import array, band_icl, eval_tokens, fmt, icl_bands, jsonable
-from circuits.experiments.common import Claim, Figure, Section, Table, Zoo
+from circuits.experiments.util import array, band_icl, eval_tokens, fmt, icl_bands, jsonable
+from circuits.experiments.base import Claim, Figure, Section, Table
+from circuits.training.zoo import Zoo
 from circuits.experiments.two_layer import mechanism
 
 NAME = "variants"

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from circuits.experiments import _corpus
-from circuits.experiments.common import Claim, Figure, Section, Table, Zoo
-from circuits.paths import bigram_counts, zero_layer_bigram_comparison
-from circuits import plots
+from circuits.experiments import corpus as _corpus
+from circuits.experiments.base import Claim, Figure, Section, Table
+from circuits.training.zoo import Zoo
+from circuits.analysis.activations.paths import bigram_counts, zero_layer_bigram_comparison
+from circuits.experiments import plots
 
 NAME = "zero_layer"
 TITLE = "Zero-layer model: the direct path is the bigram table"

@@ -25,7 +25,7 @@ from tokenizers import Tokenizer as RustTokenizer
 from tokenizers import decoders
 from torch import Tensor
 
-from circuits.tokenizer import VISIBLE_WHITESPACE, check_token_ids
+from circuits.training.tokenizer import VISIBLE_WHITESPACE, check_token_ids
 
 _SPECIAL_NAMES = ("bos_token", "eos_token", "pad_token", "cls_token", "sep_token", "unk_token", "mask_token")
 

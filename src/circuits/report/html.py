@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from circuits.experiments.common import Claim, Figure, Section, Table
+from circuits.experiments.base import Claim, Figure, Section, Table
 
 __all__ = ["render", "figure_div_id", "claims_rows"]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from circuits.atomic import atomic_write_text, remove_stale_temporaries
-from circuits.experiments.common import Section
+from circuits.experiments.base import Section
 from circuits.report.export import PngExport, export_pngs
 from circuits.report.html import render
 

@@ -24,7 +24,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from circuits._common import check_model, head_label, parse_head
+from circuits.analysis.common import check_model, head_label, parse_head
 
 Metric = Callable[[Tensor], Tensor | float]
 

@@ -1,24 +1,4 @@
-"""What every experiment shares: result sections, figures, claims, and the model zoo.
-
-An experiment module (``circuits.experiments.<name>``) has one question and this shape::
-
-    NAME = "two_layer"                      # also the report section key and the cache key
-    TITLE = "Two-layer attention-only model: induction heads"
-
-    @dataclass(frozen=True, kw_only=True)
-    class Config:                           # documented defaults; Config.quick() gives the tiny settings
-        ...
-        @classmethod
-        def quick(cls) -> "Config": ...
-
-    def compute(cfg: Config, zoo: Zoo) -> dict:       # numbers only (JSON-able), no figures
-    def build(results: dict, cfg: Config, zoo: Zoo) -> Section:   # figures, text and claims from results
-
-Computing and building are separate so that the report can cache ``compute``'s output (a JSON
-file keyed by the config and the zoo) and rebuild the figures without recomputing. ``run``
-below is the one-call version, and ``experiments/<name>.py`` at the repository root is a
-script calling :func:`circuits.experiments.cli_main` for one experiment.
-"""
+"""The zoo: trained preset models by name, trained on first use and reused afterwards (keyed by their configs)."""
 
 from __future__ import annotations
 
@@ -27,70 +7,21 @@ import hashlib
 import json
 import os
 import sysconfig
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from circuits.checkpoint import list_checkpoints, load
 from circuits.config import TransformerConfig
 from circuits.model import Transformer
-from circuits.presets import get_preset
-from circuits.tokenizer import Tokenizer
-from circuits.train_config import TrainConfig
+from circuits.training.checkpoint import list_checkpoints, load
+from circuits.training.config import TrainConfig
+from circuits.training.presets import get_preset
+from circuits.training.tokenizer import Tokenizer
+
+__all__ = ["CODE_VERSION", "Zoo", "ZooSettings", "run_complete", "digest"]
 
 #: Bump when a change to the training code should invalidate cached runs.
 CODE_VERSION = "1"
-
-
-# ---- what an experiment returns ---------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
-class Figure:
-    """One plotly figure with a stable ``key`` (file name of its static export) and a caption."""
-
-    key: str
-    title: str
-    caption: str  # what the figure shows, one or two sentences, measured numbers included
-    fig: Any  # plotly.graph_objects.Figure
-
-
-@dataclass(frozen=True, kw_only=True)
-class Claim:
-    """A checkable claim of the papers, the paper's value and this run's measurement.
-
-    ``holds`` is ``None`` when the run could not test it (say why in ``measured``); a claim that
-    does not hold is reported as such, never dropped.
-    """
-
-    key: str
-    statement: str  # the claim, in the paper's terms
-    source: str  # e.g. "Framework paper, one-layer section"
-    paper_value: str
-    measured: str
-    holds: bool | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Table:
-    """A small table shown as HTML (e.g. skip-trigram examples)."""
-
-    key: str
-    title: str
-    columns: list[str]
-    rows: list[list[Any]]
-    caption: str = ""
-
-
-@dataclass(kw_only=True)
-class Section:
-    """One report section: an experiment's figures, tables, claims and short text."""
-
-    key: str
-    title: str
-    intro: str  # what the experiment asks and how (a paragraph, plain text or simple HTML)
-    figures: list[Figure] = field(default_factory=list)
-    tables: list[Table] = field(default_factory=list)
-    claims: list[Claim] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # caveats (scaled indices, quick mode, ...)
 
 
 # ---- the models an experiment reads ------------------------------------------------------------
@@ -98,7 +29,7 @@ class Section:
 class ZooSettings:
     """How the zoo trains its models.
 
-    Full mode trains the presets as defined in :mod:`circuits.presets` on the standard library.
+    Full mode trains the presets as defined in :mod:`circuits.training.presets` on the standard library.
     Quick mode shrinks every preset (``quick_*``) and trains on one stdlib package, so the
     whole report pipeline runs in about a minute.
     """
@@ -136,7 +67,7 @@ class Zoo:
 
     @property
     def corpus(self):
-        from circuits.data import find_corpus
+        from circuits.training.data import find_corpus
 
         if self._corpus is None:
             spec = self.settings.corpus
@@ -170,17 +101,17 @@ class Zoo:
 
     def run_dir(self, name: str) -> Path:
         model_cfg, train_cfg = self.configs(name)
-        key = _digest({"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "corpus": self.corpus.fingerprint, "code": CODE_VERSION})
+        key = digest({"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "corpus": self.corpus.fingerprint, "code": CODE_VERSION})
         return self.root / f"{name}-{key}"
 
     def ensure(self, name: str) -> Path:
         """Train preset ``name`` unless a complete run exists (resuming an interrupted one); return its folder."""
         import time
 
-        from circuits.training import train
+        from circuits.training.loop import train
 
         folder = self.run_dir(name)
-        if not _complete(folder):
+        if not run_complete(folder):
             model_cfg, train_cfg = self.configs(name)
             start = time.perf_counter()
             train(model_cfg, train_cfg, out_dir=folder, corpus=self.corpus, resume=True, cache_dir=self.cache_dir, progress=self.progress)
@@ -191,9 +122,9 @@ class Zoo:
         """Train every model of ``names`` that is not complete, ``workers`` processes at a time (default: one per CPU core).
 
         Returns ``{preset: seconds}`` for the models trained now (also added to :attr:`timings`).
-        See :mod:`circuits.experiments._parallel` for why processes, not threads.
+        See :mod:`circuits.training.parallel` for why processes, not threads.
         """
-        from circuits.experiments._parallel import train_parallel
+        from circuits.training.parallel import train_parallel
 
         before = dict(self.timings)
         seconds = train_parallel(self, names, workers=workers, log=log)
@@ -225,17 +156,14 @@ class Zoo:
         return {"root": str(self.root), "quick": self.quick, "corpus": self.corpus.describe(), "code_version": CODE_VERSION}
 
 
-def _complete(folder: Path) -> bool:
+def run_complete(folder: Path) -> bool:
+    """Whether the run folder holds a finished training run (``run.json`` says ``complete``)."""
     try:
-        return bool(json.loads((folder / "run.json").read_text(encoding="utf-8")).get("complete"))
+        return bool(json.loads((Path(folder) / "run.json").read_text(encoding="utf-8")).get("complete"))
     except (OSError, ValueError):
         return False
 
 
-def _digest(obj: Any) -> str:
+def digest(obj: Any) -> str:
+    """A short, stable hash of a JSON-able object (12 hex digits of SHA-256 over sorted-key JSON)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def config_key(cfg: Any) -> str:
-    """A short hash of an experiment config dataclass (for result caches)."""
-    return _digest(dataclasses.asdict(cfg))

@@ -26,8 +26,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from circuits._common import HooksForBatch, check_model, token_batches
-from circuits.scores import (
+from circuits.analysis.common import HooksForBatch, check_model, token_batches
+from circuits.analysis.activations.scores import (
     _PATTERN_TARGETS,
     induction_scores,
     per_position_loss,

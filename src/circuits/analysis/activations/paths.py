@@ -31,7 +31,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
-from circuits._common import check_model, check_sum, head_label
+from circuits.analysis.common import check_model, check_sum, head_label
 from circuits.model.norm import LayerNorm, RMSNorm
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 Hook = tuple[Any, Callable]
-#: Builds extra forward hooks for one batch of tokens (e.g. an ablation); see ``circuits.interventions``.
+#: Builds extra forward hooks for one batch of tokens (e.g. an ablation); see ``circuits.analysis.activations.interventions``.
 HooksForBatch = Callable[[Tensor], Sequence[Hook]]
 
 _HEAD = re.compile(r"^L(\d+)H(\d+)$")

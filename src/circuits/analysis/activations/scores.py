@@ -1,7 +1,7 @@
 """Head scores from activations: how much attention each head puts where a behaviour predicts.
 
 Every score is a ``[layer, head]`` tensor (row ``l``, column ``h`` is head ``L{l}H{h}``; see
-:func:`circuits._common.head_labels`). Attention-pattern scores are computed **streaming**: a hook
+:func:`circuits.analysis.common.head_labels`). Attention-pattern scores are computed **streaming**: a hook
 on each ``blocks.{l}.attn.hook_pattern`` reduces the batch's pattern to per-head sums and drops it,
 so memory does not grow with the number of tokens (``benchmarks/bench_scores_memory.py``).
 
@@ -13,7 +13,7 @@ every score is a mean over the counted queries of all sequences):
 ``first_token``     ``A[q, 0]`` over ``q >= 1``.
 ``duplicate_token`` attention summed over earlier positions holding the same token, over the
                     queries that have one (TransformerLens's duplicate-token pattern).
-``induction``       on ``[BOS] + R * n_repeats`` (:func:`circuits.tasks.repeated_tokens`, period
+``induction``       on ``[BOS] + R * n_repeats`` (:func:`circuits.analysis.tasks.repeated_tokens`, period
                     ``T``): ``A[q, q - T + 1]`` (the token after the previous copy) over the queries
                     in repeats 2.. (the Framework paper / ARENA score).
 ``prefix_matching`` the In-context Learning paper's score: on 25 random tokens repeated 4 times
@@ -37,10 +37,10 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from circuits._common import HooksForBatch, check_model, token_batches
-from circuits.attribution import final_norm_linear
+from circuits.analysis.common import HooksForBatch, check_model, token_batches
+from circuits.analysis.activations.attribution import final_norm_linear
 from circuits.config import POSITIONAL_WITH_TABLE
-from circuits.tasks import DEFAULT_BOS, random_tokens, repeated_tokens
+from circuits.analysis.tasks import DEFAULT_BOS, random_tokens, repeated_tokens
 
 PatternScore = Literal["previous_token", "current_token", "first_token", "duplicate_token"]
 PATTERN_SCORES: tuple[str, ...] = ("previous_token", "current_token", "first_token", "duplicate_token")

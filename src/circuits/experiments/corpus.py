@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from circuits.data import TokenData, eval_windows, get_tokens
-from circuits.experiments.common import Zoo
+from circuits.training.data import TokenData, eval_windows, get_tokens
+from circuits.training.zoo import Zoo
 
 
 def token_data(zoo: Zoo, preset: str, tokenizer) -> TokenData:

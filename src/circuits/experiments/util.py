@@ -57,7 +57,7 @@ def fmt(value: Any, digits: int = 3) -> str:
 # ---- evaluation text ---------------------------------------------------------------------------
 def eval_tokens(zoo, name: str, tokenizer, n_windows: int) -> torch.Tensor:
     """``n_windows`` fixed, evenly spaced validation windows (BOS first) of preset ``name``'s corpus split, ``[batch, n_ctx]``."""
-    from circuits.data import eval_windows, get_tokens
+    from circuits.training.data import eval_windows, get_tokens
 
     model_cfg, train_cfg = zoo.configs(name)
     data = get_tokens(zoo.corpus, tokenizer, val_fraction=train_cfg.val_fraction, cache_dir=zoo.cache_dir)
@@ -72,7 +72,7 @@ def icl_bands(n_pos: int) -> tuple[list[int], list[int], str]:
     a few neighbouring indices of each (late: the last ``max(2, n_pos // 16)`` indices up to the
     scaled 500; early: the scaled 50 plus or minus ``max(1, n_pos // 64)``).
     """
-    from circuits.icl import icl_indices
+    from circuits.analysis.activations.icl import icl_indices
 
     idx = icl_indices(n_pos)
     w_late, w_early = max(2, n_pos // 16), max(1, n_pos // 64)

@@ -15,7 +15,7 @@ used). For a writer head ``h1`` in layer ``l1`` and a reader head ``h2`` in laye
 writer's output is read by the reader's queries (``x W_OV1 W_QK2 y^T``); K: by its keys
 (``x W_QK2 (y W_OV1)^T``); V: by its values (``x W_OV1 W_OV2``). This is what TransformerLens's
 ``utilities.composition_scores(OV, QK | QK.T | OV)`` computes; scores are raw (no baseline
-subtracted) and use the folded weights of :func:`circuits.processing.folded_weights`.
+subtracted) and use the folded weights of :func:`circuits.analysis.weights.processing.folded_weights`.
 
 Computation: ``||L R||_F^2 = <L^T L, R R^T>_F``. Each head's ``d_model x d_model`` Gram matrix
 is formed once from its factors, its upper triangle packed, and all pairs are one matrix
@@ -32,8 +32,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from circuits.model import Transformer
-from circuits.processing import FoldedWeights, folded_weights
-from circuits.qkov import _ranges
+from circuits.analysis.weights.processing import FoldedWeights, folded_weights
+from circuits.analysis.weights.qkov import _ranges
 
 __all__ = ["composition_scores", "composition_score", "composition_baseline", "COMPOSITION_KINDS"]
 
@@ -46,7 +46,7 @@ def composition_scores(model: Transformer, kind: str) -> Float[Tensor, "layer he
     ``kind`` is ``"Q"``, ``"K"`` or ``"V"`` (see the module docstring for the formulas). Entries
     with ``l1 >= l2`` are 0 (a head cannot read what a head of its own or a later layer writes).
     Compare with :func:`composition_baseline` (about ``1/sqrt(d_model)`` for random weights).
-    Labels: ``circuits.qkov.head_label_grid(model)`` for both head axes.
+    Labels: ``circuits.analysis.weights.qkov.head_label_grid(model)`` for both head axes.
     """
     _check_kind(kind)
     _ranges(model, None, None)

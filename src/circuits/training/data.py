@@ -36,7 +36,7 @@ from jaxtyping import Int
 from torch import Tensor
 
 from circuits.atomic import TMP_PREFIX, atomic_write_text
-from circuits.tokenizer import Tokenizer
+from circuits.training.tokenizer import Tokenizer
 
 STDLIB = "stdlib"
 #: Folders skipped in the standard library (tests are not "real" library text; site-packages is not the stdlib).

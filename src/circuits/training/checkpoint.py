@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from circuits.atomic import atomic_directory
 from circuits.config import TransformerConfig
 from circuits.model import Transformer
-from circuits.tokenizer import Tokenizer
+from circuits.training.tokenizer import Tokenizer
 
 FORMAT = "circuits-checkpoint"
 RUN_FORMAT = "circuits-run"
@@ -237,7 +237,7 @@ def provenance() -> dict[str, Any]:
         circuits_version = version("circuits")
     except PackageNotFoundError:
         circuits_version = None
-    commit, dirty = _git_commit()
+    commit, dirty = git_commit()
     return {
         "circuits": circuits_version,
         "torch": torch.__version__,
@@ -252,7 +252,7 @@ def provenance() -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=1)
-def _git_commit() -> tuple[str | None, bool | None]:
+def git_commit() -> tuple[str | None, bool | None]:
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)

@@ -9,7 +9,7 @@ Nothing here forms a ``d_vocab x d_vocab`` matrix: the non-zero eigenvalues of `
 of ``BA`` (Framework paper, "Working with Low-Rank Matrices"), so for the full OV circuit
 ``W_E W_V W_O W_U`` we take the eigenvalues of the ``d_head x d_head`` matrix
 ``W_O (W_U W_E) W_V``, with the ``d_model x d_model`` product ``W_U W_E`` computed once for all
-heads. Every statistic uses the folded weights of :func:`circuits.processing.folded_weights`
+heads. Every statistic uses the folded weights of :func:`circuits.analysis.weights.processing.folded_weights`
 (norm gains folded in automatically; biases and the normalization scale left out).
 
 Diagonal accuracy is the fraction of rows whose own entry is among the top ``k`` of the row,
@@ -23,8 +23,8 @@ from jaxtyping import Complex, Float
 from torch import Tensor
 
 from circuits.model import Transformer
-from circuits.processing import FoldedWeights, folded_weights
-from circuits.qkov import _index, _no_rotary, _ranges
+from circuits.analysis.weights.processing import FoldedWeights, folded_weights
+from circuits.analysis.weights.qkov import _index, _no_rotary, _ranges
 
 __all__ = [
     "eigenvalue_positivity",
@@ -76,7 +76,7 @@ def copying_scores(model: Transformer) -> Float[Tensor, "layer head"]:
     Paper form: ``sum(lambda)/sum(|lambda|)`` of ``W_U W_OV W_E`` (same eigenvalues). +1 for a
     head that maps every token onto itself, about 0 at random initialisation, -1 for a negated
     copier. Folded weights (norm gains included automatically); ``[n_layers, n_heads]``, labels
-    from :func:`circuits.qkov.head_label_grid`.
+    from :func:`circuits.analysis.weights.qkov.head_label_grid`.
     """
     return eigenvalue_positivity(ov_eigenvalues(model)).to(model.W_E.dtype)
 

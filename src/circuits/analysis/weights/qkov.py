@@ -14,7 +14,7 @@ direct path         ``W_E W_U``                           ``W_U W_E``           
 =================== ===================================== =============================== ==========================
 
 Every circuit is a ``transformer_lens.FactoredMatrix`` (never a dense ``d_vocab x d_vocab``
-matrix) computed from :func:`circuits.processing.folded_weights`: for models with normalization
+matrix) computed from :func:`circuits.analysis.weights.processing.folded_weights`: for models with normalization
 the norm gains are folded in (and LayerNorm readers centred) automatically, the normalization
 scale is left out (a per-position reweighting of paths, as in the paper), and biases are not
 part of these bilinear forms. QK circuits are attention *logits before* the ``1/sqrt(d_head)``
@@ -41,7 +41,7 @@ from torch import Tensor
 from transformer_lens import FactoredMatrix
 
 from circuits.model import Transformer
-from circuits.processing import FoldedWeights, folded_weights
+from circuits.analysis.weights.processing import FoldedWeights, folded_weights
 
 __all__ = [
     "head_label_grid",

@@ -17,7 +17,7 @@ import difflib
 from dataclasses import dataclass
 
 from circuits.config import TransformerConfig
-from circuits.train_config import TrainConfig
+from circuits.training.config import TrainConfig
 
 #: Shared by every preset (one tokenizer, one token cache).
 VOCAB_SIZE = 512

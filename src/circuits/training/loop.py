@@ -20,14 +20,14 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from circuits import checkpoint as ckpt
-from circuits import distributed
+from circuits.training import checkpoint as ckpt
+from circuits.training import distributed
 from circuits.atomic import atomic_write_json, atomic_write_text, remove_stale_temporaries
 from circuits.config import TransformerConfig
-from circuits.data import Corpus, TokenData, check_stream, eval_windows, find_corpus, get_tokenizer, get_tokens, sample_windows, split_corpus, step_generator
+from circuits.training.data import Corpus, TokenData, check_stream, eval_windows, find_corpus, get_tokenizer, get_tokens, sample_windows, split_corpus, step_generator
 from circuits.model import Transformer
-from circuits.tokenizer import Tokenizer
-from circuits.train_config import TrainConfig
+from circuits.training.tokenizer import Tokenizer
+from circuits.training.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def train(
 
     ``resume=True`` continues from the newest checkpoint in ``out_dir`` (starting fresh if the
     folder is empty, returning at once if the run is complete). Under ``torchrun`` this runs
-    data-parallel (see :mod:`circuits.distributed`); ``train_cfg.batch_size`` is the global batch.
+    data-parallel (see :mod:`circuits.training.distributed`); ``train_cfg.batch_size`` is the global batch.
     """
     if not isinstance(model_cfg, TransformerConfig):
         raise TypeError(f"model_cfg must be a TransformerConfig, got {type(model_cfg).__name__}")

@@ -29,7 +29,7 @@ class TrainConfig:
       the corpus files is held out; the BPE is trained on at most ``tokenizer_train_chars``
       characters of the training split (``None``: all of it). ``repeat_fraction`` of each
       batch's windows get a span of their own text copied to a later offset, length and offset
-      drawn per window (see :func:`circuits.data.sample_windows`; 0: pure corpus windows). Evaluation always uses pure
+      drawn per window (see :func:`circuits.training.data.sample_windows`; 0: pure corpus windows). Evaluation always uses pure
       corpus windows.
     - Evaluation: ``eval_windows`` fixed validation windows, evaluated at every checkpoint and
       every ``eval_every`` steps (0: only at checkpoints).

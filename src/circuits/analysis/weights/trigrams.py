@@ -19,7 +19,7 @@ import torch
 from transformer_lens import FactoredMatrix
 
 from circuits.model import Transformer
-from circuits.qkov import _ranges, full_ov_circuit, full_qk_circuit
+from circuits.analysis.weights.qkov import _ranges, full_ov_circuit, full_qk_circuit
 
 __all__ = ["SkipTrigram", "SkipTrigramTable", "SingularDirection", "skip_trigrams", "top_singular_directions"]
 
@@ -95,7 +95,7 @@ def skip_trigrams(model: Transformer, tokenizer, layer: int, head: int, k: int =
     all ``d_vocab^3`` triples, exactly: for each source only its top-``k`` destinations and
     top-``k`` outputs can take part, so the search costs two passes over ``d_vocab x d_vocab``
     in chunks, never the whole matrix. Fewer than ``k`` rows when fewer triples have positive
-    strength. Folded weights (see :mod:`circuits.qkov`); rotary models raise ``ValueError``.
+    strength. Folded weights (see :mod:`circuits.analysis.weights.qkov`); rotary models raise ``ValueError``.
     """
     _check_tokenizer(tokenizer)
     if layer is None or head is None:

@@ -158,7 +158,7 @@ def process_weights(
             raise ValueError(
                 "process_weights: cannot fold ln1 into W_Q/W_K of a shortformer model with normalization: positions "
                 "are added after ln1, so the folded gain would rescale them too. Pass fold_ln=False, or use "
-                "circuits.processing.folded_weights(model), which folds the token path and keeps raw weights for positions"
+                "circuits.analysis.weights.processing.folded_weights(model), which folds the token path and keeps raw weights for positions"
             )
 
     with torch.no_grad():

@@ -29,9 +29,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from circuits._common import Hook, HooksForBatch, check_model, head_label, parse_head, token_batches
-from circuits.icl import icl_indices
-from circuits.scores import induction_scores, per_position_loss, prefix_matching_scores, previous_token_scores
+from circuits.analysis.common import Hook, HooksForBatch, check_model, head_label, parse_head, token_batches
+from circuits.analysis.activations.icl import icl_indices
+from circuits.analysis.activations.scores import induction_scores, per_position_loss, prefix_matching_scores, previous_token_scores
 
 AblationKind = Literal["zero", "mean", "resample"]
 

@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from pathlib import Path
 from typing import Any
 
-from circuits.presets import PRESETS
+from circuits.training.presets import PRESETS
 
 __all__ = ["presets_in", "default_workers", "train_parallel"]
 
@@ -54,7 +54,7 @@ def _init_worker(threads: int) -> None:
 
 
 def _train_one(root: str, settings: dict, cache_dir: str | None, name: str) -> float:
-    from circuits.experiments.common import Zoo, ZooSettings
+    from circuits.training.zoo import Zoo, ZooSettings
 
     zoo = Zoo(root, ZooSettings(**settings), cache_dir=cache_dir, progress=False)
     start = time.perf_counter()
@@ -86,12 +86,12 @@ def train_parallel(zoo: Any, names: Iterable[str], *, workers: int | None = None
     With one worker (or one missing model) the models are trained in this process, one after the
     other. ``workers`` must be a positive int or ``None`` (:func:`default_workers`).
     """
-    from circuits.experiments.common import _complete
+    from circuits.training.zoo import run_complete
 
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers={workers!r} must be a positive integer (or None: one per CPU core)")
     names = list(dict.fromkeys(names))
-    missing = [n for n in names if not _complete(zoo.run_dir(n))]
+    missing = [n for n in names if not run_complete(zoo.run_dir(n))]
     if not missing:
         return {}
     _prepare_tokens(zoo, missing)
@@ -150,7 +150,7 @@ def train_parallel(zoo: Any, names: Iterable[str], *, workers: int | None = None
 
 def _prepare_tokens(zoo: Any, names: Sequence[str]) -> None:
     """Train the tokenizer(s) and encode the corpus once, here, before the workers read the cache."""
-    from circuits.training import tokenize_corpus
+    from circuits.training.loop import tokenize_corpus
 
     seen = set()
     for name in names:

@@ -1,0 +1,1 @@
+"""Weight circuits (Framework paper): weight processing, QK/OV circuits, eigenvalue scores, composition scores, skip-trigrams."""

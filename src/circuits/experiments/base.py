@@ -1,0 +1,205 @@
+"""The shape of an experiment, and what the report renders: typed results, figures, tables, claims, sections.
+
+An experiment module (``circuits.experiments.<name>``) asks one question::
+
+    NAME = "two_layer"                      # the report section key and the cache key
+    TITLE = "Two-layer attention-only model: induction heads"
+
+    @dataclass(frozen=True, kw_only=True)
+    class Config:                           # documented defaults; Config.quick() gives the tiny settings
+        ...
+
+    @dataclass(frozen=True, kw_only=True)
+    class Result(base.Result):              # numbers only: floats, ints, strings, numpy arrays, nested Results
+        ...
+
+    def compute(cfg: Config, zoo: Zoo) -> Result     # the only step that reads models (and trains them on first use)
+    def figures(result: Result) -> list[Figure]      # drawn with the shared builders of circuits.experiments.plots
+    def claims(result: Result) -> list[Claim]        # each verdict a small pure function of the result
+    def tables(result: Result) -> list[Table]        # optional
+    def intro(result: Result) -> str                 # what the section asks and what it measured
+    def notes(result: Result) -> list[str]           # optional caveats
+
+``compute`` is separate from the rest so that the runner (:mod:`circuits.runner`) can cache the
+result as JSON (:meth:`Result.to_json` / :meth:`Result.from_json`, exact round trip) and rebuild
+figures and claims without recomputing. The dataclasses below (:class:`Figure`, :class:`Claim`,
+:class:`Table`, :class:`Section`) are the contract between this layer, which builds them, and
+the report layer, which only renders them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+import math
+import types
+import typing
+from typing import Any
+
+import numpy as np
+
+from circuits.training.zoo import digest
+
+__all__ = ["Result", "Figure", "Claim", "Table", "Section", "build_section", "result_to_json", "result_from_json", "digest", "config_key"]
+
+
+# ---- what an experiment returns ---------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Figure:
+    """One plotly figure with a stable ``key`` (file name of its static export) and a caption."""
+
+    key: str
+    title: str
+    caption: str  # what the figure shows, one or two sentences, measured numbers included
+    fig: Any  # plotly.graph_objects.Figure
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claim:
+    """A checkable claim of the papers, the paper's value and this run's measurement.
+
+    ``holds`` is ``None`` when the run could not test it (say why in ``measured``); a claim that
+    does not hold is reported as such, never dropped.
+    """
+
+    key: str
+    statement: str  # the claim, in the paper's terms
+    source: str  # e.g. "Framework paper, one-layer section"
+    paper_value: str
+    measured: str
+    holds: bool | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Table:
+    """A small table shown as HTML (e.g. skip-trigram examples)."""
+
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    caption: str = ""
+
+
+@dataclass(kw_only=True)
+class Section:
+    """One report section: an experiment's figures, tables, claims and short text."""
+
+    key: str
+    title: str
+    intro: str  # what the experiment asks and how (a paragraph, plain text or simple HTML)
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # caveats (scaled indices, quick mode, ...)
+
+
+def config_key(cfg: Any) -> str:
+    """A short hash of an experiment config dataclass (for result caches)."""
+    return digest(dataclasses.asdict(cfg))
+
+
+# ---- typed results and their JSON form --------------------------------------------------------
+def to_jsonable(value: Any) -> Any:
+    """Arrays and tuples to lists, dataclasses to dicts, non-finite floats to ``None``, floats to 6 significant digits.
+
+    The rounding keeps cached results small and stable; every number the report shows has at most
+    3 or 4 significant digits.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().double().numpy() if value.is_floating_point() else value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return float(f"{value:.6g}") if math.isfinite(value) else None
+    return value
+
+
+def _nan(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_nan(v) for v in value]
+    return float("nan") if value is None else value
+
+
+def from_jsonable(hint: Any, value: Any) -> Any:
+    """Rebuild a value of type ``hint`` from its JSON form (the inverse of :func:`to_jsonable` for the types results use)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return from_jsonable(next(a for a in args if a is not type(None)), value)
+    if hint is np.ndarray:
+        return np.array(_nan(value), dtype=float)
+    if hint is float:
+        return float("nan") if value is None else float(value)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return hint.from_json(value) if issubclass(hint, Result) else hint(**value)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(from_jsonable(args[0], v) for v in value)
+        return tuple(from_jsonable(a, v) for a, v in zip(args, value)) if args else tuple(value)
+    if origin is list:
+        return [from_jsonable(args[0], v) for v in value] if args else list(value)
+    if origin is dict:
+        return {k: from_jsonable(args[1], v) for k, v in value.items()} if args else dict(value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Result:
+    """Base of every experiment's typed result: a frozen dataclass of numbers with an exact JSON round trip.
+
+    Fields may be ``float``, ``int``, ``str``, ``bool``, ``numpy.ndarray`` (float; ``NaN`` is
+    stored as ``null``), ``tuple``/``list``/``dict`` of those, ``X | None``, or nested ``Result``
+    dataclasses. Floats are stored to 6 significant digits (:func:`to_jsonable`), so
+    ``Result.from_json(r.to_json())`` equals ``r`` to that precision and is then stable.
+    """
+
+    def to_json(self) -> dict:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Result":
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{cls.__qualname__}.from_json: unknown fields {unknown}; expected {sorted(names)}")
+        return cls(**{k: from_jsonable(hints[k], v) for k, v in data.items()})
+
+
+def result_to_json(module: Any, result: Any) -> Any:
+    """An experiment's result in its cached JSON form."""
+    return result.to_json() if isinstance(result, Result) else to_jsonable(result)
+
+
+def result_from_json(module: Any, data: Any) -> Any:
+    """An experiment's result from its cached JSON form (modules without a ``Result`` class keep plain JSON)."""
+    result_cls = getattr(module, "Result", None)
+    return result_cls.from_json(data) if result_cls is not None else data
+
+
+def build_section(module: Any, result: Any, cfg: Any = None, zoo: Any = None) -> "Section":
+    """The report section of an experiment's result: its intro, figures, tables, claims and notes."""
+    if not hasattr(module, "Result"):  # an experiment still in the older build(results, cfg, zoo) shape
+        return module.build(result, cfg, zoo)
+    return Section(
+        key=module.NAME,
+        title=module.TITLE,
+        intro=module.intro(result),
+        figures=list(module.figures(result)),
+        tables=list(module.tables(result)) if hasattr(module, "tables") else [],
+        claims=list(module.claims(result)),
+        notes=list(module.notes(result)) if hasattr(module, "notes") else [],
+    )

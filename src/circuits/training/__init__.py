@@ -1,0 +1,11 @@
+"""Training layer: everything that turns a corpus into trained checkpoints (imports only ``config``, ``atomic`` and ``model``).
+
+- ``data``: corpus discovery, train/validation split, token caches, batch sampling
+- ``tokenizer``: byte-level BPE with a BOS token
+- ``config``: :class:`TrainConfig`
+- ``loop``: :func:`train`, the training loop (checkpoints, resume, evaluation)
+- ``checkpoint``: safetensors + JSON checkpoints, :func:`load`
+- ``distributed``: data-parallel training
+- ``presets``: the named model + training settings the report uses
+- ``zoo``: trained presets by name, trained on first use and reused (``parallel``: several at once)
+"""
