@@ -17,7 +17,7 @@ Values = Any
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["token_label", "token_labels", "heatmap", "heatmap_selector", "bars", "complex_scatter_grid", "lines", "scatter"]
+__all__ = ["token_label", "token_labels", "unique_labels", "heatmap", "heatmap_selector", "bars", "complex_scatter_grid", "lines", "scatter", "head_heatmaps", "pattern_heatmaps"]
 
 _VISIBLE = str.maketrans({" ": "·", "\n": "⏎", "\t": "⇥", "\r": "␍"})
 _LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=30, t=60, b=60))
@@ -170,4 +170,52 @@ def scatter(
     fig.update_layout(title=title, height=height, **_LAYOUT)
     fig.update_xaxes(title=x_title, type="log" if log_x else "linear")
     fig.update_yaxes(title=y_title, type="log" if log_y else "linear")
+    return fig
+
+
+def unique_labels(strings: Sequence[str]) -> list[str]:
+    """Axis labels for tokens: ``"{position} {token}"`` (plotly merges equal category labels)."""
+    return [f"{i} {s}" for i, s in enumerate(strings)]
+
+
+def head_heatmaps(panels: dict[str, np.ndarray], *, title: str, zmin: float | None = 0.0, zmax: float | None = None, colorscale: str = "Blues"):
+    """One heatmap per panel (``[layer, head]`` arrays), layers on y and heads on x, values written in the cells."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels), horizontal_spacing=0.08)
+    for i, (name, z) in enumerate(panels.items()):
+        z = np.asarray(z, dtype=float)
+        heads = [f"H{h}" for h in range(z.shape[1])]
+        layers = [f"L{l}" for l in range(z.shape[0])]
+        fig.add_trace(
+            go.Heatmap(
+                z=z, x=heads, y=layers, zmin=zmin, zmax=zmax, colorscale=colorscale, showscale=i == len(panels) - 1,
+                text=np.vectorize(lambda v: "" if not np.isfinite(v) else f"{v:.2f}")(z), texttemplate="%{text}",
+                hovertemplate=f"{name}<br>%{{y}}%{{x}}: %{{z:.3f}}<extra></extra>",
+            ),
+            row=1, col=i + 1,
+        )
+        fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
+    fig.update_layout(title=title, height=220 + 40 * max(np.asarray(z).shape[0] for z in panels.values()))
+    return fig
+
+
+def pattern_heatmaps(patterns: dict[str, np.ndarray], tokens: Sequence[str], *, title: str):
+    """Attention patterns ``[query_pos, key_pos]`` side by side, token strings on both axes."""
+    from plotly.subplots import make_subplots
+
+    labels = unique_labels(tokens)
+    fig = make_subplots(rows=1, cols=len(patterns), subplot_titles=list(patterns), horizontal_spacing=0.12)
+    for i, (name, z) in enumerate(patterns.items()):
+        n = len(z)
+        fig.add_trace(
+            go.Heatmap(
+                z=z, x=labels[:n], y=labels[:n], zmin=0, zmax=1, colorscale="Blues", showscale=i == 0,
+                hovertemplate=f"{name}<br>query %{{y}}<br>key %{{x}}<br>attention %{{z:.3f}}<extra></extra>",
+            ),
+            row=1, col=i + 1,
+        )
+        fig.update_yaxes(autorange="reversed", title_text="query (destination)", row=1, col=i + 1, tickfont=dict(size=8))
+        fig.update_xaxes(title_text="key (source)", row=1, col=i + 1, tickfont=dict(size=8))
+    fig.update_layout(title=title, height=560)
     return fig

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuits.experiments.util import array, fmt, jsonable, unique_labels
+from circuits.experiments.plots import unique_labels
+from circuits.experiments.util import array, fmt, jsonable
 from circuits.experiments.base import Claim, Figure, Section, Table
 from circuits.training.zoo import Zoo
 

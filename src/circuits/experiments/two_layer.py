@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from circuits.experiments.util import array, eval_tokens, fmt, head_heatmaps, jsonable, pattern_heatmaps, training_data_note
+from circuits.experiments.plots import head_heatmaps, pattern_heatmaps
+from circuits.experiments.util import array, eval_tokens, fmt, jsonable, training_data_note
 from circuits.experiments.base import Claim, Figure, Section, Table
 from circuits.training.zoo import Zoo
 

@@ -1,7 +1,7 @@
-"""Small helpers shared by the two-layer, phase-change, variants and real-model experiments (internal).
+"""Small helpers shared by the experiments: number formatting for captions and claims, JSON conversion,
+the fixed evaluation text of a zoo model, a banded ICL score, and the training-data note of a section.
 
-JSON conversion of results, the fixed evaluation text of a zoo model, a banded ICL score, and
-plotly builders used by several sections (head-grid heatmaps, token-labelled attention patterns).
+Figure builders live in :mod:`circuits.experiments.plots` (the one plotting module).
 """
 
 from __future__ import annotations
@@ -93,56 +93,6 @@ def band_icl(per_position_loss: np.ndarray, late: Sequence[int], early: Sequence
 
 
 # ---- figures -----------------------------------------------------------------------------------
-def unique_labels(strings: Sequence[str]) -> list[str]:
-    """Axis labels for tokens: ``"{position} {token}"`` (plotly merges equal category labels)."""
-    return [f"{i} {s}" for i, s in enumerate(strings)]
-
-
-def head_heatmaps(panels: dict[str, np.ndarray], *, title: str, zmin: float | None = 0.0, zmax: float | None = None, colorscale: str = "Blues"):
-    """One heatmap per panel (``[layer, head]`` arrays), layers on y and heads on x, values written in the cells."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=list(panels), horizontal_spacing=0.08)
-    for i, (name, z) in enumerate(panels.items()):
-        z = np.asarray(z, dtype=float)
-        heads = [f"H{h}" for h in range(z.shape[1])]
-        layers = [f"L{l}" for l in range(z.shape[0])]
-        fig.add_trace(
-            go.Heatmap(
-                z=z, x=heads, y=layers, zmin=zmin, zmax=zmax, colorscale=colorscale, showscale=i == len(panels) - 1,
-                text=np.vectorize(lambda v: "" if not np.isfinite(v) else f"{v:.2f}")(z), texttemplate="%{text}",
-                hovertemplate=f"{name}<br>%{{y}}%{{x}}: %{{z:.3f}}<extra></extra>",
-            ),
-            row=1, col=i + 1,
-        )
-        fig.update_yaxes(autorange="reversed", row=1, col=i + 1)
-    fig.update_layout(title=title, height=220 + 40 * max(np.asarray(z).shape[0] for z in panels.values()))
-    return fig
-
-
-def pattern_heatmaps(patterns: dict[str, np.ndarray], tokens: Sequence[str], *, title: str):
-    """Attention patterns ``[query_pos, key_pos]`` side by side, token strings on both axes."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    labels = unique_labels(tokens)
-    fig = make_subplots(rows=1, cols=len(patterns), subplot_titles=list(patterns), horizontal_spacing=0.12)
-    for i, (name, z) in enumerate(patterns.items()):
-        n = len(z)
-        fig.add_trace(
-            go.Heatmap(
-                z=z, x=labels[:n], y=labels[:n], zmin=0, zmax=1, colorscale="Blues", showscale=i == 0,
-                hovertemplate=f"{name}<br>query %{{y}}<br>key %{{x}}<br>attention %{{z:.3f}}<extra></extra>",
-            ),
-            row=1, col=i + 1,
-        )
-        fig.update_yaxes(autorange="reversed", title_text="query (destination)", row=1, col=i + 1, tickfont=dict(size=8))
-        fig.update_xaxes(title_text="key (source)", row=1, col=i + 1, tickfont=dict(size=8))
-    fig.update_layout(title=title, height=560)
-    return fig
-
-
 def training_data_note(zoo, preset: str) -> str | None:
     """One sentence on what the corpus models were trained on (read from ``preset``'s training config), for section notes."""
     if zoo is None:
