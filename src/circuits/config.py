@@ -1,7 +1,9 @@
 """TransformerConfig: the architecture of a model, validated on construction, JSON round trip.
 
 One frozen, keyword-only dataclass. Every choice is a ``Literal``; ``__post_init__`` only
-validates (it raises ``ValueError`` naming the field and the fix) and never mutates. Values that
+validates (each check in ``_VALIDATORS`` raises ``ValueError`` naming the field and the fix) and
+never mutates. The choices stay strings here; the model resolves them to objects once when it
+is built (``circuits.model.positional.positional_scheme``, ``circuits.model.masks.make_mask``). Values that
 follow from others (``d_head`` when not given, ``n_kv_heads``, ``d_vocab_out``, ``init_range``,
 ``rotary_dim``) are resolved through the ``*_`` properties below, so the stored config is exactly
 what the user wrote and ``from_dict(to_dict())`` is the identity.
@@ -20,9 +22,6 @@ Normalization = Literal["none", "layernorm", "rmsnorm"]
 NormPosition = Literal["pre", "post"]
 Positional = Literal["learned", "shortformer", "rotary", "alibi", "sinusoidal", "none"]
 MaskKind = Literal["causal", "bidirectional", "sliding_window", "prefix"]
-
-# Schemes that index a table of n_ctx positions, so longer sequences are an error.
-POSITIONAL_WITH_TABLE = ("learned", "shortformer", "sinusoidal")
 
 
 @no_type_check  # validated by __post_init__ with clear messages, not by test-time type instrumentation
@@ -83,71 +82,8 @@ class TransformerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("n_layers", "d_model", "n_heads", "d_vocab", "n_ctx", "n_token_types", "seed"):
-            _check_int(name, getattr(self, name), minimum=0 if name in ("n_layers", "n_token_types", "seed") else 1)
-        for name in ("d_head", "d_mlp", "d_vocab_out", "n_kv_heads", "rotary_dim", "window"):
-            if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), minimum=1)
-        for name in ("attn_only", "smear_key", "use_bias", "tied_embeddings"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"TransformerConfig.{name} must be True or False, got {getattr(self, name)!r}")
-        for name, choices in _CHOICES.items():
-            if getattr(self, name) not in choices:
-                raise ValueError(
-                    f"TransformerConfig.{name}={getattr(self, name)!r} is not one of {list(choices)}"
-                )
-        if self.d_head is None and self.d_model % self.n_heads != 0:
-            raise ValueError(
-                f"TransformerConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}; "
-                "give d_head explicitly or change d_model/n_heads"
-            )
-        if self.n_heads % self.n_kv_heads_ != 0:
-            raise ValueError(
-                f"TransformerConfig.n_kv_heads={self.n_kv_heads} must divide n_heads={self.n_heads} "
-                "(each key/value head serves a whole group of query heads)"
-            )
-        if self.n_kv_heads is not None and self.n_kv_heads > self.n_heads:
-            raise ValueError(f"TransformerConfig.n_kv_heads={self.n_kv_heads} exceeds n_heads={self.n_heads}")
-        if self.positional == "rotary":
-            if self.rotary_dim_ % 2 != 0 or self.rotary_dim_ > self.d_head_:
-                raise ValueError(
-                    f"TransformerConfig.rotary_dim={self.rotary_dim_} must be even and at most "
-                    f"d_head={self.d_head_} (rotary embeddings rotate pairs of channels); "
-                    f"set rotary_dim to an even number <= {self.d_head_}"
-                )
-            if not self.rotary_base > 0:
-                raise ValueError(f"TransformerConfig.rotary_base={self.rotary_base} must be positive")
-        elif self.rotary_dim is not None:
-            raise ValueError(
-                f"TransformerConfig.rotary_dim={self.rotary_dim} is only used with positional='rotary' "
-                f"(got positional={self.positional!r}); remove it"
-            )
-        if self.mask == "sliding_window":
-            if self.window is None:
-                raise ValueError("TransformerConfig: mask='sliding_window' needs window=<keys per query>")
-        elif self.window is not None:
-            raise ValueError(
-                f"TransformerConfig.window={self.window} is only used with mask='sliding_window' "
-                f"(got mask={self.mask!r}); remove it"
-            )
-        if self.attn_only and self.d_mlp is not None:
-            raise ValueError(
-                f"TransformerConfig.d_mlp={self.d_mlp} is meaningless with attn_only=True; remove it"
-            )
-        if self.tied_embeddings and self.d_vocab_out_ != self.d_vocab:
-            raise ValueError(
-                f"TransformerConfig: tied_embeddings=True needs d_vocab_out == d_vocab "
-                f"(got {self.d_vocab_out} vs {self.d_vocab})"
-            )
-        if self.norm_position == "post" and self.normalization == "none":
-            raise ValueError(
-                "TransformerConfig: norm_position='post' with normalization='none' has no norm to "
-                "place; use norm_position='pre' (the default) or choose a normalization"
-            )
-        if not (isinstance(self.norm_eps, (int, float)) and self.norm_eps > 0):
-            raise ValueError(f"TransformerConfig.norm_eps={self.norm_eps!r} must be a positive number")
-        if self.init_range is not None and not (isinstance(self.init_range, (int, float)) and self.init_range > 0):
-            raise ValueError(f"TransformerConfig.init_range={self.init_range!r} must be a positive number")
+        for check in _VALIDATORS:
+            check(self)
 
     # ---- resolved values -------------------------------------------------------------------
     @property
@@ -181,7 +117,11 @@ class TransformerConfig:
 
     @property
     def positions_in_residual(self) -> bool:
-        """True when a position embedding is added to the residual stream."""
+        """True when a position embedding is added to the residual stream.
+
+        The model layer answers this and every other positional question through the scheme
+        object (``model.positional.in_residual``, see ``circuits.model.positional``); prefer that.
+        """
         return self.positional in ("learned", "sinusoidal")
 
     # ---- serialisation ---------------------------------------------------------------------
@@ -224,3 +164,88 @@ def _check_int(name: str, value: object, minimum: int) -> None:
         raise ValueError(f"TransformerConfig.{name} must be an int, got {value!r} ({type(value).__name__})")
     if value < minimum:
         raise ValueError(f"TransformerConfig.{name}={value} must be >= {minimum}")
+
+
+# ---- validation: each check raises ValueError naming the field and the fix; run in this order ----
+
+
+def _check_types(cfg: TransformerConfig) -> None:
+    for name in ("n_layers", "d_model", "n_heads", "d_vocab", "n_ctx", "n_token_types", "seed"):
+        _check_int(name, getattr(cfg, name), minimum=0 if name in ("n_layers", "n_token_types", "seed") else 1)
+    for name in ("d_head", "d_mlp", "d_vocab_out", "n_kv_heads", "rotary_dim", "window"):
+        if getattr(cfg, name) is not None:
+            _check_int(name, getattr(cfg, name), minimum=1)
+    for name in ("attn_only", "smear_key", "use_bias", "tied_embeddings"):
+        if not isinstance(getattr(cfg, name), bool):
+            raise ValueError(f"TransformerConfig.{name} must be True or False, got {getattr(cfg, name)!r}")
+    for name, choices in _CHOICES.items():
+        if getattr(cfg, name) not in choices:
+            raise ValueError(f"TransformerConfig.{name}={getattr(cfg, name)!r} is not one of {list(choices)}")
+
+
+def _check_heads(cfg: TransformerConfig) -> None:
+    if cfg.d_head is None and cfg.d_model % cfg.n_heads != 0:
+        raise ValueError(
+            f"TransformerConfig: d_model={cfg.d_model} is not divisible by n_heads={cfg.n_heads}; "
+            "give d_head explicitly or change d_model/n_heads"
+        )
+    if cfg.n_heads % cfg.n_kv_heads_ != 0:
+        raise ValueError(
+            f"TransformerConfig.n_kv_heads={cfg.n_kv_heads} must divide n_heads={cfg.n_heads} "
+            "(each key/value head serves a whole group of query heads)"
+        )
+    if cfg.n_kv_heads is not None and cfg.n_kv_heads > cfg.n_heads:
+        raise ValueError(f"TransformerConfig.n_kv_heads={cfg.n_kv_heads} exceeds n_heads={cfg.n_heads}")
+
+
+def _check_rotary(cfg: TransformerConfig) -> None:
+    if cfg.positional == "rotary":
+        if cfg.rotary_dim_ % 2 != 0 or cfg.rotary_dim_ > cfg.d_head_:
+            raise ValueError(
+                f"TransformerConfig.rotary_dim={cfg.rotary_dim_} must be even and at most "
+                f"d_head={cfg.d_head_} (rotary embeddings rotate pairs of channels); "
+                f"set rotary_dim to an even number <= {cfg.d_head_}"
+            )
+        if not cfg.rotary_base > 0:
+            raise ValueError(f"TransformerConfig.rotary_base={cfg.rotary_base} must be positive")
+    elif cfg.rotary_dim is not None:
+        raise ValueError(
+            f"TransformerConfig.rotary_dim={cfg.rotary_dim} is only used with positional='rotary' "
+            f"(got positional={cfg.positional!r}); remove it"
+        )
+
+
+def _check_window(cfg: TransformerConfig) -> None:
+    if cfg.mask == "sliding_window":
+        if cfg.window is None:
+            raise ValueError("TransformerConfig: mask='sliding_window' needs window=<keys per query>")
+    elif cfg.window is not None:
+        raise ValueError(
+            f"TransformerConfig.window={cfg.window} is only used with mask='sliding_window' "
+            f"(got mask={cfg.mask!r}); remove it"
+        )
+
+
+def _check_layout(cfg: TransformerConfig) -> None:
+    if cfg.attn_only and cfg.d_mlp is not None:
+        raise ValueError(f"TransformerConfig.d_mlp={cfg.d_mlp} is meaningless with attn_only=True; remove it")
+    if cfg.tied_embeddings and cfg.d_vocab_out_ != cfg.d_vocab:
+        raise ValueError(
+            f"TransformerConfig: tied_embeddings=True needs d_vocab_out == d_vocab "
+            f"(got {cfg.d_vocab_out} vs {cfg.d_vocab})"
+        )
+    if cfg.norm_position == "post" and cfg.normalization == "none":
+        raise ValueError(
+            "TransformerConfig: norm_position='post' with normalization='none' has no norm to "
+            "place; use norm_position='pre' (the default) or choose a normalization"
+        )
+
+
+def _check_floats(cfg: TransformerConfig) -> None:
+    if not (isinstance(cfg.norm_eps, (int, float)) and cfg.norm_eps > 0):
+        raise ValueError(f"TransformerConfig.norm_eps={cfg.norm_eps!r} must be a positive number")
+    if cfg.init_range is not None and not (isinstance(cfg.init_range, (int, float)) and cfg.init_range > 0):
+        raise ValueError(f"TransformerConfig.init_range={cfg.init_range!r} must be a positive number")
+
+
+_VALIDATORS = (_check_types, _check_heads, _check_rotary, _check_window, _check_layout, _check_floats)

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from circuits.model import Transformer
+
 Hook = tuple[Any, Callable]
 #: Builds extra forward hooks for one batch of tokens (e.g. an ablation); see ``circuits.analysis.activations.interventions``.
 HooksForBatch = Callable[[Tensor], Sequence[Hook]]
@@ -47,8 +49,6 @@ def parse_head(model, head: str | tuple[int, int]) -> tuple[int, int]:
 
 
 def check_model(model) -> None:
-    from circuits.model import Transformer
-
     if not isinstance(model, Transformer):
         raise TypeError(f"expected a circuits.Transformer, got {type(model).__name__}")
 

@@ -31,6 +31,7 @@ from torch import Tensor
 from circuits.config import TransformerConfig
 from circuits.hf.checkpoint import Weights
 from circuits.hf.common import UnsupportedCheckpointError, get_float, get_int, require, require_zero, zeros_like_or
+from circuits.model.positional import LearnedPositions, positional_scheme
 
 ARCHITECTURES = ("GPT2LMHeadModel", "GPT2Model")
 
@@ -118,7 +119,7 @@ def export_problems(cfg: TransformerConfig) -> list[str]:
     problems = []
     if cfg.normalization != "layernorm" or cfg.norm_position != "pre":
         problems.append(f"normalization={cfg.normalization!r}, norm_position={cfg.norm_position!r} (GPT-2 is pre-norm LayerNorm)")
-    if cfg.positional != "learned":
+    if not isinstance(positional_scheme(cfg), LearnedPositions):
         problems.append(f"positional={cfg.positional!r} (GPT-2 adds learned positions to the residual stream)")
     if cfg.mask != "causal":
         problems.append(f"mask={cfg.mask!r} (GPT-2 is causal)")

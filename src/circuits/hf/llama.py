@@ -36,6 +36,7 @@ from torch import Tensor
 from circuits.config import TransformerConfig
 from circuits.hf.checkpoint import Weights
 from circuits.hf.common import UnsupportedCheckpointError, get_float, get_int, require, require_zero, zeros_like_or
+from circuits.model.positional import RotaryPositions, positional_scheme
 
 ARCHITECTURES = ("LlamaForCausalLM", "LlamaModel")
 
@@ -158,7 +159,7 @@ def export_problems(cfg: TransformerConfig) -> list[str]:
     problems = []
     if cfg.normalization != "rmsnorm" or cfg.norm_position != "pre":
         problems.append(f"normalization={cfg.normalization!r}, norm_position={cfg.norm_position!r} (LLaMA is pre-norm RMSNorm)")
-    if cfg.positional != "rotary":
+    if not isinstance(positional_scheme(cfg), RotaryPositions):
         problems.append(f"positional={cfg.positional!r} (LLaMA uses rotary embeddings)")
     elif cfg.rotary_dim_ != cfg.d_head_:
         problems.append(f"rotary_dim={cfg.rotary_dim} != d_head={cfg.d_head_} (LLaMA rotates whole heads)")

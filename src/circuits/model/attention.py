@@ -34,7 +34,7 @@ from transformer_lens.hook_points import HookPoint
 from circuits.config import TransformerConfig
 from circuits.model._hooks import affine, is_hooked
 from circuits.model.masks import AttentionContext
-from circuits.model.positional import Rotary
+from circuits.model.positional import positional_scheme
 
 
 class SmearKey(nn.Module):
@@ -75,7 +75,7 @@ class Attention(nn.Module):
         else:
             self.b_Q = self.b_K = self.b_V = self.b_O = None
         self.smear = SmearKey(kv) if cfg.smear_key else None
-        self.rotary = Rotary(cfg.rotary_dim_, cfg.rotary_base, cfg.n_ctx) if cfg.positional == "rotary" else None
+        self.rotary = positional_scheme(cfg).rotary(cfg)  # rotary's q/k rotation, or None
         self.scale = 1.0 / math.sqrt(e)
 
         self.hook_q = HookPoint()  # [batch, pos, head, d_head]

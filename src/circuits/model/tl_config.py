@@ -11,8 +11,8 @@ TransformerLens name        our value
 =========================== ===================================================
 ``normalization_type``      ``"LN"`` / ``"RMS"`` / ``None`` (pre-norm only; post-norm
                             blocks are not TransformerLens's convention, so ``None``)
-``positional_embedding_type`` ``"standard"`` (learned, sinusoidal), ``"shortformer"``,
-                            ``"rotary"``, ``"alibi"``, ``"none"``
+``positional_embedding_type`` the scheme's ``tl_name``: ``"standard"`` (learned, sinusoidal),
+                            ``"shortformer"``, ``"rotary"``, ``"alibi"``, ``"none"``
 ``n_key_value_heads``       ``n_kv_heads`` (``None`` without grouping)
 ``d_head`` / ``d_mlp`` / ``d_vocab_out`` / ``rotary_dim``  resolved values
 ``device`` / ``dtype``      of the model's parameters now
@@ -33,16 +33,6 @@ import torch
 
 if TYPE_CHECKING:
     from circuits.model.transformer import Transformer
-
-_POSITIONAL = {
-    "learned": "standard",
-    "sinusoidal": "standard",
-    "shortformer": "shortformer",
-    "rotary": "rotary",
-    "alibi": "alibi",
-    "none": "none",
-}
-
 
 class TLConfigView:
     """Read-only view of a model's config under TransformerLens attribute names."""
@@ -70,12 +60,12 @@ _TL_NAMES: dict[str, Any] = {
     "normalization_type": lambda model, cfg: (
         {"layernorm": "LN", "rmsnorm": "RMS"}.get(cfg.normalization) if cfg.norm_position == "pre" else None
     ),
-    "positional_embedding_type": lambda model, cfg: _POSITIONAL[cfg.positional],
+    "positional_embedding_type": lambda model, cfg: model.positional.tl_name,
     "n_key_value_heads": lambda model, cfg: cfg.n_kv_heads,
     "d_head": lambda model, cfg: cfg.d_head_,
     "d_mlp": lambda model, cfg: None if cfg.attn_only else cfg.d_mlp_,
     "d_vocab_out": lambda model, cfg: cfg.d_vocab_out_,
-    "rotary_dim": lambda model, cfg: cfg.rotary_dim_ if cfg.positional == "rotary" else None,
+    "rotary_dim": lambda model, cfg: cfg.rotary_dim_ if model.positional.rotates_qk else None,
     "device": lambda model, cfg: _first_param(model).device,
     "dtype": lambda model, cfg: _first_param(model).dtype,
     "final_rms": lambda model, cfg: cfg.normalization == "rmsnorm",

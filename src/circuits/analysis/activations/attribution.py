@@ -120,8 +120,8 @@ def residual_components(model, cache) -> tuple[list[Tensor], list[str], Tensor]:
     cfg = model.config
     parts = [cache["hook_embed"]]
     labels = ["embed"]
-    if cfg.positions_in_residual:
-        parts.append(cache["hook_pos_embed"])
+    if model.positional.in_residual:
+        parts.append(cache[model.positional.hook_name])
         labels.append("pos_embed")
     if cfg.n_token_types:
         parts.append(cache["hook_token_type_embed"])
@@ -146,8 +146,8 @@ def residual_components(model, cache) -> tuple[list[Tensor], list[str], Tensor]:
 def _decomposition_hooks(model) -> list[str]:
     cfg = model.config
     names = ["hook_embed"]
-    if cfg.positions_in_residual:
-        names.append("hook_pos_embed")
+    if model.positional.in_residual:
+        names.append(model.positional.hook_name)
     if cfg.n_token_types:
         names.append("hook_token_type_embed")
     for l, block in enumerate(model.blocks):

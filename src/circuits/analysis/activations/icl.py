@@ -28,7 +28,7 @@ from torch import Tensor
 
 from circuits.analysis.common import HooksForBatch, check_model, token_batches
 from circuits.analysis.activations.scores import (
-    _PATTERN_TARGETS,
+    PATTERN_TARGETS,
     induction_scores,
     per_position_loss,
     prefix_matching_scores,
@@ -261,7 +261,7 @@ def _loss_and_prev(model, tokens: Tensor, pairs: Tensor, batch_size: int, prev_r
     scores = stream_pattern_scores(
         model,
         token_batches(model, tokens, batch_size),
-        {"previous_token": _PATTERN_TARGETS["previous_token"]},
+        {"previous_token": PATTERN_TARGETS["previous_token"]},
         on_output=on_output,
         return_type="per_token_loss",
     )

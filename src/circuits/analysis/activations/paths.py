@@ -105,7 +105,7 @@ def path_expansion(model, tokens: Int[Tensor, "batch pos"], *, atol: float | Non
 
         # paths entering the residual stream: key = (source, head labels...)
         paths: dict[tuple[str, ...], Tensor] = {("embed",): model.W_E[tokens]}
-        if cfg.positions_in_residual:
+        if model.positional.in_residual:
             paths[("pos_embed",)] = model.pos_embed(tokens)
         bias = torch.zeros_like(paths[("embed",)])
         W_V, W_O, b_V = model.W_V, model.W_O, model.b_V
@@ -275,7 +275,7 @@ def zero_layer_bigram_comparison(model, counts: Int[Tensor, "d_vocab d_vocab_out
     cfg = model.config
     if cfg.n_layers != 0:
         raise ValueError(f"zero_layer_bigram_comparison needs a zero-layer model (n_layers=0), got n_layers={cfg.n_layers}")
-    if cfg.positions_in_residual or cfg.n_token_types or cfg.norm_position == "post":
+    if model.positional.in_residual or cfg.n_token_types or cfg.norm_position == "post":
         raise ValueError(
             "this zero-layer model's prediction depends on more than the current token (positions or token types in the "
             "residual stream, or an embedding norm); train it with positional='none' (positions do nothing without attention)"

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from circuits.model import Transformer
 from circuits.analysis.weights.processing import FoldedWeights, folded_weights
-from circuits.analysis.weights.qkov import _ranges
+from circuits.analysis.weights.qkov import head_ranges
 
 __all__ = ["composition_scores", "composition_score", "composition_baseline", "COMPOSITION_KINDS"]
 
@@ -49,7 +49,7 @@ def composition_scores(model: Transformer, kind: str) -> Float[Tensor, "layer he
     Labels: ``circuits.analysis.weights.qkov.head_label_grid(model)`` for both head axes.
     """
     _check_kind(kind)
-    _ranges(model, None, None)
+    head_ranges(model, None, None)
     w = folded_weights(model)
     cfg = model.config
     L, H, D = cfg.n_layers, cfg.n_heads, cfg.d_model
@@ -151,7 +151,7 @@ def _parse_head(model: Transformer, head: object, role: str) -> tuple[int, int]:
         layer, index = head
     else:
         raise ValueError(f"{role} must be a head label like 'L1H2' or a (layer, head) tuple, got {head!r}")
-    _ranges(model, layer, index)
+    head_ranges(model, layer, index)
     return layer, index
 
 

@@ -58,6 +58,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from circuits.model import Transformer
+from circuits.model.positional import PositionalScheme
 
 __all__ = ["FoldedWeights", "folded_weights", "process_weights"]
 
@@ -114,7 +115,7 @@ def folded_weights(model: Transformer) -> FoldedWeights:
         W_pos = model.pos_embed.W_pos.detach() if model.pos_embed is not None else None
         if W_pos is None:
             W_Q_pos = W_K_pos = None
-        elif cfg.positional == "shortformer":
+        elif model.positional.qk_only:  # positions are added after ln1: its gain does not touch them
             W_Q_pos, W_K_pos = raw_Q, raw_K
         else:
             W_Q_pos, W_K_pos = W_Q, W_K
@@ -154,9 +155,9 @@ def process_weights(
     fold = fold_ln and cfg.normalization != "none"
     if fold:
         _check_foldable(cfg)
-        if cfg.positional == "shortformer":
+        if model.positional.qk_only:
             raise ValueError(
-                "process_weights: cannot fold ln1 into W_Q/W_K of a shortformer model with normalization: positions "
+                f"process_weights: cannot fold ln1 into W_Q/W_K of a {cfg.positional} model with normalization: positions "
                 "are added after ln1, so the folded gain would rescale them too. Pass fold_ln=False, or use "
                 "circuits.analysis.weights.processing.folded_weights(model), which folds the token path and keeps raw weights for positions"
             )
@@ -169,7 +170,7 @@ def process_weights(
         if fold:
             _fold_norms(cfg, params)
         if center_writing_weights:
-            _centre_writing(cfg, params)
+            _centre_writing(cfg, model.positional, params)
         if center_unembed:
             params.set("unembed.W_U", params.get("unembed.W_U") - params.get("unembed.W_U").mean(-1, keepdim=True))
             params.set("unembed.b_U", params.get("unembed.b_U") - params.get("unembed.b_U").mean())
@@ -295,11 +296,12 @@ def _fold_norms(cfg, params: _Params) -> None:
         _fold_reader(params, "ln_final", [("unembed.W_U", "unembed.b_U")], centre, d_model_dim=0)
 
 
-def _centre_writing(cfg, params: _Params) -> None:
+def _centre_writing(cfg, positional: PositionalScheme, params: _Params) -> None:
     """Subtract the ``d_model`` mean from everything written to the residual stream (exact under LayerNorm)."""
     names = ["embed.W_E"]
-    if cfg.positional == "learned":  # sinusoidal W_pos is a fixed buffer (not in the state dict); shortformer is not in the stream
-        names.append("pos_embed.W_pos")
+    # a learned table in the stream (learned); not sinusoidal's fixed buffer, nor shortformer's table outside the stream
+    if positional.in_residual and positional.table_parameter is not None:
+        names.append(positional.table_parameter)
     if cfg.n_token_types:
         names.append("token_type_embed.W_token_type")
     for layer in range(cfg.n_layers):

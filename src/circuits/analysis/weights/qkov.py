@@ -53,6 +53,9 @@ __all__ = [
     "rotary_qk_circuit",
     "rotation_matrix",
     "direct_path",
+    "head_ranges",
+    "head_index",
+    "require_token_qk",
 ]
 
 
@@ -65,14 +68,14 @@ def head_label_grid(model: Transformer) -> list[list[str]]:
 def qk_circuit(model: Transformer, layer: int | None = None, head: int | None = None) -> FactoredMatrix:
     """``W_QK = W_Q W_K^T`` ``[*selection, d_model, d_model]`` (paper ``W_Q^T W_K``); rows read the query side."""
     w = _weights(model, layer, head)
-    idx = _index(model, layer, head)
+    idx = head_index(model, layer, head)
     return FactoredMatrix(w.W_Q[idx], w.W_K[idx].transpose(-2, -1))
 
 
 def ov_circuit(model: Transformer, layer: int | None = None, head: int | None = None) -> FactoredMatrix:
     """``W_OV = W_V W_O`` ``[*selection, d_model, d_model]`` (paper ``W_O W_V``); rows read the source, columns are written."""
     w = _weights(model, layer, head)
-    idx = _index(model, layer, head)
+    idx = head_index(model, layer, head)
     return FactoredMatrix(w.W_V[idx], w.W_O[idx])
 
 
@@ -83,9 +86,9 @@ def full_qk_circuit(model: Transformer, layer: int | None, head: int | None) -> 
     ``a`` for a key on token ``b``, through the direct token path, on folded weights (see the
     module docstring). Rotary models raise ``ValueError`` (use :func:`rotary_qk_circuit`).
     """
-    _no_rotary(model, "full_qk_circuit")
+    require_token_qk(model, "full_qk_circuit")
     w = _weights(model, layer, head)
-    idx = _index(model, layer, head)
+    idx = head_index(model, layer, head)
     return FactoredMatrix(w.W_E @ w.W_Q[idx], w.W_K[idx].transpose(-2, -1) @ w.W_E.T)
 
 
@@ -96,7 +99,7 @@ def full_ov_circuit(model: Transformer, layer: int | None, head: int | None) -> 
     token ``c`` (direct path through the unembedding, folded weights).
     """
     w = _weights(model, layer, head)
-    idx = _index(model, layer, head)
+    idx = head_index(model, layer, head)
     return FactoredMatrix(w.W_E @ w.W_V[idx], w.W_O[idx] @ w.W_U)
 
 
@@ -108,18 +111,11 @@ def positional_qk_circuit(model: Transformer, layer: int | None, head: int | Non
     added to the query/key input after ``ln1``; raw ``W_Q``/``W_K``). Other schemes raise
     ``ValueError``: rotary and ALiBi act inside attention and have no ``W_pos``.
     """
-    cfg = model.config
-    if cfg.positional in ("rotary", "alibi", "none"):
-        why = {
-            "rotary": "rotary positions rotate queries and keys, so the position dependence is a function of the "
-            "query-key offset inside W_QK; use circuits.rotary_qk_circuit(model, layer, head, offset)",
-            "alibi": "ALiBi adds the fixed bias -slope_h * |query_pos - key_pos| to the scores instead of embedding "
-            "positions (see circuits.model.positional.alibi_bias); the token QK circuit is unaffected",
-            "none": "the model has no positional information",
-        }[cfg.positional]
-        raise ValueError(f"positional_qk_circuit: not defined for positional={cfg.positional!r}: {why}")
+    why = model.positional.positional_qk_missing
+    if why is not None:
+        raise ValueError(f"positional_qk_circuit: not defined for positional={model.config.positional!r}: {why}")
     w = _weights(model, layer, head)
-    idx = _index(model, layer, head)
+    idx = head_index(model, layer, head)
     return FactoredMatrix(w.W_pos @ w.W_Q_pos[idx], w.W_K_pos[idx].transpose(-2, -1) @ w.W_pos.T)
 
 
@@ -130,7 +126,7 @@ def rotation_matrix(model: Transformer, offset: int) -> Float[Tensor, "d_head d_
     rotated by ``offset * base^(-2i/rotary_dim)``; the other channels pass through.
     """
     cfg = model.config
-    if cfg.positional != "rotary":
+    if not model.positional.rotates_qk:
         raise ValueError(f"rotation_matrix: the model has positional={cfg.positional!r}, not 'rotary'")
     if isinstance(offset, bool) or not isinstance(offset, int):
         raise TypeError(f"offset must be an int (query_pos - key_pos), got {offset!r}")
@@ -156,12 +152,12 @@ def rotary_qk_circuit(model: Transformer, layer: int | None, head: int | None, o
     embeddings a query at ``p`` and a key at ``p'`` interact through ``R(p) R(p')^T = R(p - p')``,
     so there is one circuit per offset, not one matrix (hence :func:`full_qk_circuit` raises).
     """
-    if model.config.positional != "rotary":
+    if not model.positional.rotates_qk:
         raise ValueError(
             f"rotary_qk_circuit: the model has positional={model.config.positional!r}; use full_qk_circuit for non-rotary models"
         )
     w = _weights(model, layer, head)
-    idx = _index(model, layer, head)
+    idx = head_index(model, layer, head)
     R = rotation_matrix(model, offset)
     return FactoredMatrix(w.W_E @ (w.W_Q[idx] @ R), w.W_K[idx].transpose(-2, -1) @ w.W_E.T)
 
@@ -175,11 +171,11 @@ def direct_path(model: Transformer) -> FactoredMatrix:
     return FactoredMatrix(w.W_E, w.W_U)
 
 
-# ---- internals shared with eigen/composition/trigrams -----------------------------------------
+# ---- selection and checks, shared with eigen/composition/trigrams --------------------------------
 
 
 def _weights(model: Transformer, layer: int | None, head: int | None) -> FoldedWeights:
-    _ranges(model, layer, head)  # validates before any work
+    head_ranges(model, layer, head)  # validates before any work
     return folded_weights(model)
 
 
@@ -192,7 +188,8 @@ def _check_index(name: str, value: int | None, size: int, what: str) -> None:
         raise ValueError(f"{name}={value} is out of range: the model has {size} {what}s (valid: 0..{size - 1})")
 
 
-def _ranges(model: Transformer, layer: int | None, head: int | None) -> tuple[range, range]:
+def head_ranges(model: Transformer, layer: int | None, head: int | None) -> tuple[range, range]:
+    """The selected ``(layers, heads)`` as ranges (``None`` = all), after checking the model and the indices."""
     if not isinstance(model, Transformer):
         raise TypeError(f"expected a circuits.Transformer, got {type(model).__name__}")
     cfg = model.config
@@ -205,14 +202,13 @@ def _ranges(model: Transformer, layer: int | None, head: int | None) -> tuple[ra
     return layers, heads
 
 
-def _index(model: Transformer, layer: int | None, head: int | None) -> tuple[int | slice, int | slice]:
+def head_index(model: Transformer, layer: int | None, head: int | None) -> tuple[int | slice, int | slice]:
+    """Index into the ``[layer, head]`` axes of stacked weights for a selection (``None`` keeps the axis)."""
     return (slice(None) if layer is None else layer, slice(None) if head is None else head)
 
 
-def _no_rotary(model: Transformer, what: str) -> None:
-    if model.config.positional == "rotary":
-        raise ValueError(
-            f"{what}: a rotary model has no single token QK matrix: queries and keys are rotated by their positions, "
-            "so the score depends on the offset query_pos - key_pos. Use circuits.rotary_qk_circuit(model, layer, head, "
-            "offset) for one offset"
-        )
+def require_token_qk(model: Transformer, what: str) -> None:
+    """Raise ``ValueError`` when the model has no single token QK matrix ``W_E W_QK W_E^T`` (rotary), saying why."""
+    why = model.positional.token_qk_missing
+    if why is not None:
+        raise ValueError(f"{what}: {why}")

@@ -19,7 +19,7 @@ import torch
 from transformer_lens import FactoredMatrix
 
 from circuits.model import Transformer
-from circuits.analysis.weights.qkov import _ranges, full_ov_circuit, full_qk_circuit
+from circuits.analysis.weights.qkov import full_ov_circuit, full_qk_circuit, head_ranges
 
 __all__ = ["SkipTrigram", "SkipTrigramTable", "SingularDirection", "skip_trigrams", "top_singular_directions"]
 
@@ -150,7 +150,7 @@ def top_singular_directions(
         raise ValueError(f"top_singular_directions: circuit must be 'ov' or 'qk', got {circuit!r}")
     if layer is None or head is None:
         raise ValueError("top_singular_directions needs one head: give layer=<int> and head=<int>")
-    _ranges(model, layer, head)
+    head_ranges(model, layer, head)
     fm: FactoredMatrix = full_ov_circuit(model, layer, head) if circuit == "ov" else full_qk_circuit(model, layer, head)
     U, S, V = fm.svd()
     if isinstance(n_directions, bool) or not isinstance(n_directions, int) or not 1 <= n_directions <= S.shape[-1]:
