@@ -28,11 +28,11 @@ def full():
 
 
 def test_quick_training_runs_the_pipeline():
-    results = exp.compute(exp.Config.quick())
-    for curve in results["curves"].values():
-        assert curve["train_loss"][-1] < curve["train_loss"][0]
-        assert curve["loss_second"][-1] < curve["loss_second"][0]
-    assert results["ablation"]["prev_head"].startswith("L0H")
+    result = exp.compute(exp.Config.quick())
+    for curve in result.curves.values():
+        assert curve.train_loss[-1] < curve.train_loss[0]
+        assert curve.loss_second[-1] < curve.loss_second[0]
+    assert result.ablation.prev_head.startswith("L0H")
 
 
 def test_quick_smear_weights_train():
@@ -46,21 +46,22 @@ def test_quick_smear_weights_train():
 
 @pytest.mark.slow
 def test_trained_model_has_an_induction_circuit(full):
-    abl, two = full["ablation"], full["curves"]["2L"]
+    abl, two = full.ablation, full.curves["2L"]
     # uniform attention over 25 positions gives about 0.15 and 0.08; measured: 0.37 and 0.59
-    assert abl["prev_score"] > 0.3
-    assert abl["ind_score"] > 0.4
-    assert two["loss_second"][-1] < 0.5 * two["loss_first"][-1]
-    assert abl["ablated"] < 0.25 * abl["ind_score"]  # K-composition: the induction head reads the previous-token head
+    assert abl.prev_score > 0.3
+    assert abl.ind_score > 0.4
+    assert two.loss_second[-1] < 0.5 * two.loss_first[-1]
+    assert abl.ablated < 0.25 * abl.ind_score  # K-composition: the induction head reads the previous-token head
 
 
 @pytest.mark.slow
 def test_smeared_keys_behave_as_the_paper_says(full):
     """In-context Learning paper, Argument 2. Measured: 1L ends at 0.087; 1L smeared 0.59 by step 450;
     2L crosses 0.3 at step 700; 2L smeared at step 400."""
-    curves, threshold = full["curves"], exp.Config.threshold
+    curves, threshold = full.curves, exp.Config.threshold
     one, one_smeared = curves["1L"], curves["1L smeared"]
-    assert one["induction"][-1] < 0.2 and one_smeared["induction"][-1] > 0.4
-    assert one["loss_second"][-1] > 0.75 * one["loss_first"][-1] and one_smeared["loss_second"][-1] < 0.5 * one_smeared["loss_first"][-1]
-    two, two_smeared = exp.onset(curves["2L"], threshold), exp.onset(curves["2L smeared"], threshold)
+    assert one.induction[-1] < 0.2 and one_smeared.induction[-1] > 0.4
+    assert one.loss_second[-1] > 0.75 * one.loss_first[-1] and one_smeared.loss_second[-1] < 0.5 * one_smeared.loss_first[-1]
+    two = exp.onset(curves["2L"].step, curves["2L"].induction, threshold)
+    two_smeared = exp.onset(curves["2L smeared"].step, curves["2L smeared"].induction, threshold)
     assert two is not None and two_smeared is not None and two_smeared < two, (two_smeared, two)

@@ -167,3 +167,45 @@ def test_minilm_quick_variant():
     result = embedding_contributions(model, tokens, mask, ablations=False)
     assert result.max_error < 1e-3
     assert torch.allclose(result.direct_per_sentence.sum(0), torch.ones(3), atol=1e-4)
+
+
+def test_head_labels_are_the_shared_ones():
+    from circuits.analysis import common
+    from circuits.analysis.activations import real_model
+
+    assert real_model.head_label is common.head_label and real_model.head_label(2, 7) == "L2H7"
+    assert real_model.head_labels(tiny_bert()) == common.head_labels(tiny_bert())
+
+
+def test_streamed_taxonomy_equals_the_scores_of_the_padded_patterns():
+    from circuits.analysis.activations.real_model import attention_patterns
+
+    model = tiny_bert()
+    tokens, mask = batch()
+    tax = head_taxonomy(model, tokens, mask, sep_id=SEP, example_index=1)
+    reference = pattern_scores(attention_patterns(model, tokens, mask), tokens, mask, SEP)
+    assert torch.allclose(tax.scores, reference, atol=1e-6)
+    label, pattern = tax.examples["duplicate_token"]
+    layer, head = int(label[1]), int(label[3])
+    assert torch.allclose(pattern, attention_patterns(model, tokens, mask)[layer, 1, head, :5, :5], atol=1e-6)
+    assert tax.example_tokens == ["1", "8", "8", "9", str(SEP)]
+
+
+def test_a_kind_no_query_qualifies_for_scores_zero():
+    model = tiny_bert()
+    tokens, mask = torch.tensor([[1, 5, 6, 7, SEP]]), torch.ones(1, 5, dtype=torch.long)  # no repeated token
+    tax = head_taxonomy(model, tokens, mask, sep_id=None)
+    assert (tax.scores[PATTERN_KINDS.index("duplicate_token")] == 0).all() and (tax.scores[PATTERN_KINDS.index("sep")] == 0).all()
+    assert (tax.scores[PATTERN_KINDS.index("cls")] > 0).all()
+
+
+def test_most_repeated_sentence():
+    from circuits.analysis.activations.real_model import most_repeated_sentence
+
+    tokens, mask = batch()  # row 0 repeats 5 once; row 1 repeats 8 once; padding (0) is never counted
+    assert most_repeated_sentence(tokens, mask, special={1, SEP, 0}) == 0  # a tie: the first
+    tokens[1, 3] = 8
+    assert most_repeated_sentence(tokens, mask, special={1, SEP, 0}) == 1
+    assert most_repeated_sentence(torch.tensor([[1, 4, 4, 0, 0]]), torch.tensor([[1, 1, 1, 0, 0]]), special=()) == 0
+    with pytest.raises(ValueError, match="empty batch"):
+        most_repeated_sentence(torch.zeros(0, 3, dtype=torch.long), torch.zeros(0, 3, dtype=torch.long))

@@ -174,10 +174,10 @@ def test_failing_and_missing_experiments_are_reported_and_exit_nonzero(quick_rep
     from circuits.cli import main
     from circuits.experiments import one_layer
 
-    def broken(results, cfg, zoo):
+    def broken(result):
         raise RuntimeError("figure builder exploded")
 
-    monkeypatch.setattr(one_layer, "build", broken)
+    monkeypatch.setattr(one_layer, "figures", broken)
     monkeypatch.setattr(registry, "EXPERIMENTS", [*registry.EXPERIMENTS, "not_written_yet"])
     common = ["--quick", "--out", str(tmp_path), "--runs", str(quick_report.runs), "--cache-dir", str(quick_report.cache), "--no-png", "--no-progress"]
     code = main(["report", *common, "--only", "zero_layer", "one_layer", "not_written_yet"])

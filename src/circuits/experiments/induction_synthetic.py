@@ -14,17 +14,21 @@ are about the mechanism, not about natural text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from circuits.experiments.util import array, fmt, jsonable
-from circuits.experiments.base import Claim, Figure, Section
+from circuits.experiments import base
+from circuits.experiments.base import Claim, Figure
+from circuits.experiments.plots import line_panels
+from circuits.experiments.util import fmt
 from circuits.training.zoo import Zoo
 
 NAME = "induction_synthetic"
 TITLE = "Induction heads at toy scale: the phase change and the smeared-key control"
 MODELS = (("1L", 1, False), ("1L smeared", 1, True), ("2L", 2, False), ("2L smeared", 2, True))
+SOURCE = "In-context Learning paper, Argument 2"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,12 +53,51 @@ class Config:
         return cls(steps=60, eval_every=20, batch_size=16)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Curve(base.Result):
+    """One model's training curve, one entry per evaluation."""
+
+    step: tuple[int, ...]
+    induction: np.ndarray  #: the last layer's best induction score
+    loss_first: np.ndarray  #: loss on the first copy of R (unpredictable)
+    loss_second: np.ndarray  #: loss on the second copy of R
+    train_loss: np.ndarray  #: mean training loss since the previous evaluation
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreviousTokenAblation(base.Result):
+    """The final two-layer model's induction head with each layer-0 head ablated."""
+
+    prev_head: str  #: the layer-0 previous-token head, "L0H{h}"
+    prev_score: float  #: its previous-token score
+    ind_head: str  #: the layer-1 induction head, "L1H{h}"
+    ind_score: float  #: its induction score
+    ablated: float  #: its induction score with the previous-token head ablated
+    other_ablations_min: float | None  #: the lowest with another layer-0 head ablated (None: no other head)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Result(base.Result):
+    curves: dict[str, Curve]  #: by model label (MODELS)
+    ablation: PreviousTokenAblation
+    threshold: float
+    steps: int
+    batch_size: int
+    d_vocab: int
+    n_ctx: int
+    d_model: int
+    n_heads: int
+    seq_len: int
+    n_eval: int
+
+
+# ---- compute -----------------------------------------------------------------------------------
 def _eval_kwargs(cfg: Config) -> dict:
     """The BOS + R + R evaluation every score of this section uses."""
     return dict(seq_len=cfg.seq_len, n_repeats=2, batch=cfg.n_eval, seed=cfg.seed + 2)
 
 
-def _train(cfg: Config, n_layers: int, smear: bool, stream: np.ndarray) -> tuple[object, dict]:
+def _train(cfg: Config, n_layers: int, smear: bool, stream: np.ndarray) -> tuple[object, Curve]:
     import torch
 
     import circuits
@@ -87,97 +130,143 @@ def _train(cfg: Config, n_layers: int, smear: bool, stream: np.ndarray) -> tuple
             curve["loss_second"].append(float(rep[1]))
             curve["train_loss"].append(float(np.mean(recent)))
             recent = []
-    return model.eval(), curve
+    steps = tuple(curve.pop("step"))
+    return model.eval(), Curve(step=steps, **{k: np.array(v, dtype=float) for k, v in curve.items()})
 
 
-def compute(cfg: Config, zoo: Zoo | None = None) -> dict:
+def ablate_previous_token_head(cfg: Config, model) -> PreviousTokenAblation:
+    """Ablate each layer-0 head of a two-layer model and read the top layer-1 induction head's score."""
     import circuits
 
+    eval_kwargs = _eval_kwargs(cfg)
+    prev = circuits.previous_token_scores(model, circuits.random_tokens(cfg.d_vocab, 2 * cfg.seq_len, batch=cfg.n_eval, seed=cfg.seed + 1))
+    ind = circuits.induction_scores(model, **eval_kwargs)
+    prev_head, ind_head = int(prev[0].argmax()), int(ind[1].argmax())
+
+    def ablated(head: int) -> float:
+        hooks = circuits.Ablation([(0, head)]).for_model(model)
+        return float(circuits.induction_scores(model, **eval_kwargs, hooks_for_batch=hooks)[1, ind_head])
+
+    others = [ablated(h) for h in range(cfg.n_heads) if h != prev_head]
+    return PreviousTokenAblation(
+        prev_head=f"L0H{prev_head}", prev_score=float(prev[0, prev_head]), ind_head=f"L1H{ind_head}", ind_score=float(ind[1, ind_head]),
+        ablated=ablated(prev_head), other_ablations_min=min(others) if others else None,
+    )
+
+
+def compute(cfg: Config, zoo: Zoo | None = None) -> Result:
     stream = np.random.default_rng(cfg.seed).integers(1, cfg.d_vocab, 200_000)
     curves, final_two = {}, None
     for label, n_layers, smear in MODELS:
         model, curves[label] = _train(cfg, n_layers, smear, stream)
         if label == "2L":
             final_two = model
-    eval_kwargs = _eval_kwargs(cfg)
-    prev = circuits.previous_token_scores(final_two, circuits.random_tokens(cfg.d_vocab, 2 * cfg.seq_len, batch=cfg.n_eval, seed=cfg.seed + 1))
-    ind = circuits.induction_scores(final_two, **eval_kwargs)
-    prev_head, ind_head = int(prev[0].argmax()), int(ind[1].argmax())
-    ablated = circuits.induction_scores(final_two, **eval_kwargs, hooks_for_batch=circuits.Ablation([(0, prev_head)]).for_model(final_two))
-    others = [float(circuits.induction_scores(final_two, **eval_kwargs, hooks_for_batch=circuits.Ablation([(0, h)]).for_model(final_two))[1, ind_head])
-              for h in range(cfg.n_heads) if h != prev_head]
-    return jsonable({
-        "curves": curves,
-        "ablation": {"prev_head": f"L0H{prev_head}", "prev_score": float(prev[0, prev_head]), "ind_head": f"L1H{ind_head}",
-                     "ind_score": float(ind[1, ind_head]), "ablated": float(ablated[1, ind_head]),
-                     "other_ablations_min": min(others) if others else None},
-    })
+    return Result(
+        curves=curves, ablation=ablate_previous_token_head(cfg, final_two), threshold=cfg.threshold, steps=cfg.steps,
+        batch_size=cfg.batch_size, d_vocab=cfg.d_vocab, n_ctx=cfg.n_ctx, d_model=cfg.d_model, n_heads=cfg.n_heads,
+        seq_len=cfg.seq_len, n_eval=cfg.n_eval,
+    )
 
 
-def onset(curve: dict, threshold: float) -> int | None:
+# ---- verdicts ----------------------------------------------------------------------------------
+def onset(steps: Sequence[int], induction: Sequence[float] | np.ndarray, threshold: float) -> int | None:
     """The first evaluated step whose induction score exceeds ``threshold`` (None: never)."""
-    return next((step for step, score in zip(curve["step"], curve["induction"]) if score > threshold), None)
+    return next((int(step) for step, score in zip(steps, induction) if score > threshold), None)
 
 
-def build(results: dict, cfg: Config, zoo: Zoo | None = None) -> Section:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+def smear_lets_one_layer_induct(final_one: float, final_one_smeared: float, threshold: float) -> bool:
+    """Claim 20: the plain one-layer model ends below ``threshold``, the smeared one at or above it."""
+    return bool(final_one < threshold <= final_one_smeared)
 
-    curves, abl = results["curves"], results["ablation"]
-    onsets = {label: onset(curves[label], cfg.threshold) for label, _, _ in MODELS}
-    final = {label: curves[label]["induction"][-1] for label, _, _ in MODELS}
 
-    def when(label: str) -> str:
-        return f"step {onsets[label]}" if onsets[label] is not None else "never"
+def smear_forms_earlier(onset_plain: int | None, onset_smeared: int | None) -> bool | None:
+    """Claim 21: the smeared two-layer model crosses the threshold first (None: one never crossed it, untested)."""
+    if onset_plain is None or onset_smeared is None:
+        return None
+    return bool(onset_smeared < onset_plain)
 
-    fig = make_subplots(rows=1, cols=3, subplot_titles=["last layer's best induction score", "loss on the second copy of R", "training loss"])
-    for label, _, _ in MODELS:
-        c = curves[label]
-        for col, key in ((1, "induction"), (2, "loss_second"), (3, "train_loss")):
-            fig.add_trace(go.Scatter(x=c["step"], y=c[key], mode="lines", name=label, legendgroup=label, showlegend=col == 1,
-                                     hovertemplate=f"{label}<br>step %{{x}}<br>%{{y:.3f}}<extra></extra>"), row=1, col=col)
-    for col in (1, 2, 3):
-        fig.update_xaxes(title_text="training step", row=1, col=col)
-    fig.add_hline(y=cfg.threshold, line_dash="dot", row=1, col=1)
-    fig.update_layout(title="Four models on the same repeated-span batches", height=420)
-    figures = [Figure(
-        key="induction_synthetic_curves", title="When induction heads form",
-        caption=("Induction score: mean attention from the second copy of R to the token after the earlier copy. First step above "
-                 f"{cfg.threshold}: " + ", ".join(f"{label} {when(label)}" for label, _, _ in MODELS) + ". Final scores: "
-                 + ", ".join(f"{label} {fmt(final[label])}" for label, _, _ in MODELS) + "."),
-        fig=fig,
-    )]
-    one, one_s = curves["1L"], curves["1L smeared"]
-    claims = [
-        Claim(key="synthetic_smeared_one_layer",
-              statement="A one-layer attention-only model cannot form an induction head; with smeared keys one layer can (toy data).",
-              source="In-context Learning paper, Argument 2",
-              paper_value="1L: no induction; 1L smeared: induction heads and the phase change",
-              measured=(f"final induction 1L {fmt(final['1L'])} vs 1L smeared {fmt(final['1L smeared'])}; second-copy loss "
-                        f"{fmt(one['loss_second'][-1])} vs {fmt(one_s['loss_second'][-1])} (first copy {fmt(one['loss_first'][-1])})"),
-              holds=bool(final["1L"] < cfg.threshold <= final["1L smeared"])),
-        Claim(key="synthetic_smeared_earlier",
-              statement="Smeared keys bring the two-layer model's induction phase change earlier (toy data).",
-              source="In-context Learning paper, Argument 2",
-              paper_value="2L smeared forms induction heads earlier than 2L",
-              measured=(f"first step above {cfg.threshold}: 2L smeared {when('2L smeared')}, 2L {when('2L')}"
-                        + (" (a model never crossed it: untested)" if None in (onsets["2L"], onsets["2L smeared"]) else "")),
-              holds=(None if onsets["2L"] is None or onsets["2L smeared"] is None else bool(onsets["2L smeared"] < onsets["2L"]))),
-        Claim(key="synthetic_previous_token_ablation",
-              statement="In the two-layer model, ablating the layer-0 previous-token head removes the induction head's score (K-composition); other layer-0 heads barely matter (toy data).",
-              source="Framework paper, two-layer section; ARENA 1.2",
-              paper_value="0.68 -> about 0 for the previous-token head",
-              measured=(f"{abl['ind_head']} {fmt(abl['ind_score'])} -> {fmt(abl['ablated'])} with {abl['prev_head']} "
-                        f"(previous-token score {fmt(abl['prev_score'])}) ablated; lowest with another layer-0 head ablated "
-                        f"{fmt(abl['other_ablations_min'])}"),
-              holds=bool(abl["ind_score"] > cfg.threshold and abl["ablated"] < 0.5 * abl["ind_score"]
-                         and (abl["other_ablations_min"] is None or abl["other_ablations_min"] > 0.5 * abl["ind_score"]))),
-    ]
-    intro = (f"Synthetic data, not the corpus: windows of {cfg.n_ctx} random tokens (vocabulary {cfg.d_vocab}) whose first L tokens are "
-             "copied to a later offset, L and the offset drawn per window, so only content matching predicts the copy. "
-             f"Four attention-only models (d_model {cfg.d_model}, {cfg.n_heads} heads, shortformer positions, no normalization) train on "
-             f"the same {cfg.steps} batches of {cfg.batch_size} windows. Here the papers' mechanism is the only thing worth learning, so it "
-             "can be watched in isolation in half a minute; the corpus models above learn it next to everything else natural text offers.")
-    notes = [f"Induction scores on BOS + R + R with |R| = {cfg.seq_len}, {cfg.n_eval} sequences; the loss of a uniform guess is "
-             f"ln {cfg.d_vocab - 1} = {fmt(float(np.log(cfg.d_vocab - 1)))} nats."]
-    return Section(key=NAME, title=TITLE, intro=intro, figures=figures, claims=claims, notes=notes)
+
+def previous_token_ablation_holds(ind_score: float, ablated: float, other_ablations_min: float | None, threshold: float) -> bool:
+    """Claim 22: an induction head exists, ablating the previous-token head halves its score at least, and no other
+    layer-0 head does (``other_ablations_min`` None: there is no other head)."""
+    others_matter_little = other_ablations_min is None or other_ablations_min > 0.5 * ind_score
+    return bool(ind_score > threshold and ablated < 0.5 * ind_score and others_matter_little)
+
+
+# ---- figures, claims, text ---------------------------------------------------------------------
+def _onsets(result: Result) -> dict[str, int | None]:
+    return {label: onset(c.step, c.induction, result.threshold) for label, c in result.curves.items()}
+
+
+def _when(step: int | None) -> str:
+    return f"step {step}" if step is not None else "never"
+
+
+def figures(result: Result) -> list[Figure]:
+    labels = [label for label, _, _ in MODELS]
+    c, onsets = result.curves, _onsets(result)
+    panels = {
+        title: {label: (c[label].step, getattr(c[label], key)) for label in labels}
+        for title, key in (("last layer's best induction score", "induction"), ("loss on the second copy of R", "loss_second"),
+                           ("training loss", "train_loss"))
+    }
+    fig = line_panels(panels, title="Four models on the same repeated-span batches", x_title="training step",
+                      reference={"last layer's best induction score": {"threshold": result.threshold}})
+    caption = ("Induction score: mean attention from the second copy of R to the token after the earlier copy. First step above "
+               f"{result.threshold}: " + ", ".join(f"{label} {_when(onsets[label])}" for label in labels) + ". Final scores: "
+               + ", ".join(f"{label} {fmt(c[label].induction[-1])}" for label in labels) + ".")
+    return [Figure(key="induction_synthetic_curves", title="When induction heads form", caption=caption, fig=fig)]
+
+
+def _one_layer_claim(result: Result) -> Claim:
+    one, one_s = result.curves["1L"], result.curves["1L smeared"]
+    final, final_s = float(one.induction[-1]), float(one_s.induction[-1])
+    return Claim(
+        key="synthetic_smeared_one_layer",
+        statement="A one-layer attention-only model cannot form an induction head; with smeared keys one layer can (toy data).",
+        source=SOURCE, paper_value="1L: no induction; 1L smeared: induction heads and the phase change",
+        measured=(f"final induction 1L {fmt(final)} vs 1L smeared {fmt(final_s)}; second-copy loss "
+                  f"{fmt(one.loss_second[-1])} vs {fmt(one_s.loss_second[-1])} (first copy {fmt(one.loss_first[-1])})"),
+        holds=smear_lets_one_layer_induct(final, final_s, result.threshold),
+    )
+
+
+def _earlier_claim(result: Result) -> Claim:
+    onsets = _onsets(result)
+    plain, smeared = onsets["2L"], onsets["2L smeared"]
+    return Claim(
+        key="synthetic_smeared_earlier", statement="Smeared keys bring the two-layer model's induction phase change earlier (toy data).",
+        source=SOURCE, paper_value="2L smeared forms induction heads earlier than 2L",
+        measured=(f"first step above {result.threshold}: 2L smeared {_when(smeared)}, 2L {_when(plain)}"
+                  + (" (a model never crossed it: untested)" if None in (plain, smeared) else "")),
+        holds=smear_forms_earlier(plain, smeared),
+    )
+
+
+def _ablation_claim(result: Result) -> Claim:
+    a = result.ablation
+    return Claim(
+        key="synthetic_previous_token_ablation",
+        statement="In the two-layer model, ablating the layer-0 previous-token head removes the induction head's score (K-composition); other layer-0 heads barely matter (toy data).",
+        source="Framework paper, two-layer section; ARENA 1.2", paper_value="0.68 -> about 0 for the previous-token head",
+        measured=(f"{a.ind_head} {fmt(a.ind_score)} -> {fmt(a.ablated)} with {a.prev_head} (previous-token score {fmt(a.prev_score)}) "
+                  f"ablated; lowest with another layer-0 head ablated {fmt(a.other_ablations_min)}"),
+        holds=previous_token_ablation_holds(a.ind_score, a.ablated, a.other_ablations_min, result.threshold),
+    )
+
+
+def claims(result: Result) -> list[Claim]:
+    return [_one_layer_claim(result), _earlier_claim(result), _ablation_claim(result)]
+
+
+def intro(result: Result) -> str:
+    return (f"Synthetic data, not the corpus: windows of {result.n_ctx} random tokens (vocabulary {result.d_vocab}) whose first L tokens are "
+            "copied to a later offset, L and the offset drawn per window, so only content matching predicts the copy. "
+            f"Four attention-only models (d_model {result.d_model}, {result.n_heads} heads, shortformer positions, no normalization) train on "
+            f"the same {result.steps} batches of {result.batch_size} windows. Here the papers' mechanism is the only thing worth learning, so it "
+            "can be watched in isolation in half a minute; the corpus models above learn it next to everything else natural text offers.")
+
+
+def notes(result: Result) -> list[str]:
+    return [f"Induction scores on BOS + R + R with |R| = {result.seq_len}, {result.n_eval} sequences; the loss of a uniform guess is "
+            f"ln {result.d_vocab - 1} = {fmt(float(np.log(result.d_vocab - 1)))} nats."]

@@ -11,18 +11,23 @@ appendix).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from circuits.experiments.util import array, band_icl, eval_tokens, fmt, icl_bands, jsonable
-from circuits.experiments.base import Claim, Figure, Section, Table
+from circuits.experiments import base
+from circuits.experiments.base import Claim, Figure, Table
+from circuits.experiments.plots import bar_panels, bars, head_heatmaps, line_panels
+from circuits.experiments.util import band_icl, eval_tokens, fmt, icl_bands
 from circuits.training.zoo import Zoo
-from circuits.experiments.two_layer import mechanism
+from circuits.analysis.induction_circuit import mechanism
 
 NAME = "variants"
 TITLE = "Induction heads under positional variants"
+Z_CUTOFF = 3.0  #: a composition score this many baseline standard deviations above the mean counts as used
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,6 +55,49 @@ class Config:
         return cls(eval_windows=4, seq_len=20, n_sequences=4, curve_seq_len=8, curve_batch=2, max_checkpoints=4, baseline_samples=64)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Variant(base.Result):
+    """One model's scores (``[layer, head]`` arrays), its chosen heads, composition z-scores and formation curve."""
+
+    positional: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int | None
+    previous_token: np.ndarray  #: [layer, head] on corpus text
+    induction: np.ndarray  #: [layer, head] on [BOS] + R + R
+    prefix_matching: np.ndarray  #: [layer, head], 25 tokens repeated 4 times (capped to fit n_ctx)
+    icl: float  #: banded ICL score (negative: later tokens are easier)
+    max_induction: float  #: best induction score in layers >= 1
+    induction_head: tuple[int, int]
+    previous_token_head: tuple[int, int]
+    previous_token_head_exists: bool  #: its previous-token score is above the threshold
+    max_previous_token: float  #: best previous-token score in layers before the induction head
+    K_pair: float  #: K-composition of previous-token head -> induction head
+    Q_pair: float
+    z: dict[str, float]  #: Q/K/V composition of the pair, in baseline standard deviations
+    baseline: dict[str, tuple[float, float]]  #: (mean, std) of random head pairs, per kind
+    max_K_into_induction: float  #: the largest K-composition of any earlier head into the induction head
+    max_Q_into_induction: float
+    max_K_z: float  #: the same as a z-score against the baseline
+    max_Q_z: float
+    curve_steps: tuple[int, ...]  #: checkpoints evaluated
+    curve: np.ndarray  #: best induction score (layers >= 1) at each of them
+    first_formed: int | None  #: first checkpoint above the induction threshold (None: never)
+    layer_max_prefix_matching: np.ndarray  #: [layer]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Result(base.Result):
+    presets: tuple[str, ...]
+    models: dict[str, Variant]
+    deep: str  #: the deeper model of claim 19
+    induction_threshold: float
+    previous_token_threshold: float
+    icl_note: str  #: how the ICL bands were scaled (section note)
+    quick: bool
+
+
+# ---- compute -----------------------------------------------------------------------------------
 def _subsample(checkpoints: list, n: int) -> list:
     if len(checkpoints) <= n:
         return checkpoints
@@ -57,143 +105,200 @@ def _subsample(checkpoints: list, n: int) -> list:
     return [checkpoints[i] for i in picks]
 
 
+def formation_curve(cfg: Config, zoo: Zoo, name: str, bos: int) -> tuple[list[int], list[float]]:
+    """Steps of up to ``cfg.max_checkpoints`` checkpoints of ``name`` and the best induction score (layers >= 1) at each."""
+    from circuits import induction_scores, load
+
+    steps, curve = [], []
+    for step, path in _subsample(zoo.checkpoints(name), cfg.max_checkpoints):
+        model, _ = load(path)
+        n_ctx = model.config.n_ctx
+        scores = induction_scores(model, seq_len=min(cfg.curve_seq_len, (n_ctx - 1) // 2), batch=cfg.curve_batch, seed=cfg.seed, bos=bos).numpy()
+        steps.append(step)
+        curve.append(float(scores[1:].max()))
+    return steps, curve
+
+
+def _composition(mech: dict, previous: np.ndarray) -> dict:
+    """The Variant fields that follow from :func:`mechanism`'s output (chosen heads, composition, z-scores)."""
+    il = int(mech["induction_head"][0])
+    # the best writer -> induction head pair by K and by Q, each as a z-score against its baseline
+    kz = (mech["max_K_into_induction"] - mech["baseline"]["K"][0]) / mech["baseline"]["K"][1]
+    qz = (mech["max_Q_into_induction"] - mech["baseline"]["Q"][0]) / mech["baseline"]["Q"][1]
+    return dict(
+        induction_head=tuple(int(i) for i in mech["induction_head"]),
+        previous_token_head=tuple(int(i) for i in mech["previous_token_head"]),
+        max_previous_token=float(previous[:il].max()),
+        K_pair=float(mech["pair"]["K"]), Q_pair=float(mech["pair"]["Q"]),
+        z={k: float(v) for k, v in mech["z"].items()},
+        baseline={k: (float(m), float(s)) for k, (m, s) in mech["baseline"].items()},
+        max_K_into_induction=float(mech["max_K_into_induction"]), max_Q_into_induction=float(mech["max_Q_into_induction"]),
+        max_K_z=float(kz), max_Q_z=float(qz),
+    )
+
+
+def measure(cfg: Config, zoo: Zoo, name: str) -> tuple[Variant, str]:
+    """All measurements of one preset, and the note on its ICL bands."""
+    from circuits import induction_scores, per_position_loss, prefix_matching_scores, previous_token_scores
+
+    model, tok = zoo.model(name)
+    mc, bos = model.config, tok.bos_id
+    text = eval_tokens(zoo, name, tok, cfg.eval_windows)
+    late, early, note = icl_bands(text.shape[1])
+    previous = previous_token_scores(model, text).numpy()
+    induction = induction_scores(model, seq_len=min(cfg.seq_len, (mc.n_ctx - 1) // 2), batch=cfg.n_sequences, seed=cfg.seed, bos=bos).numpy()
+    prefix = prefix_matching_scores(model, seq_len=min(25, (mc.n_ctx - 1) // 4), batch=cfg.n_sequences, seed=cfg.seed, bos=bos).numpy()
+    icl = float(band_icl(per_position_loss(model, text).double().numpy(), late, early))
+    mech = mechanism(model, previous, induction, threshold=cfg.induction_threshold, baseline_samples=cfg.baseline_samples, seed=cfg.seed)
+    composition = _composition(mech, previous)
+    steps, curve = formation_curve(cfg, zoo, name, bos)
+    formed = [s for s, v in zip(steps, curve) if v > cfg.induction_threshold]
+    variant = Variant(
+        positional=mc.positional, n_layers=mc.n_layers, n_heads=mc.n_heads, n_kv_heads=mc.n_kv_heads,
+        previous_token=previous, induction=induction, prefix_matching=prefix, icl=icl, max_induction=float(induction[1:].max()),
+        previous_token_head_exists=bool(composition["max_previous_token"] > cfg.previous_token_threshold), **composition,
+        curve_steps=tuple(steps), curve=np.array(curve, dtype=float), first_formed=formed[0] if formed else None,
+        layer_max_prefix_matching=prefix.max(-1),
+    )
+    return variant, note
+
+
 @torch.no_grad()
-def compute(cfg: Config, zoo: Zoo) -> dict:
-    from circuits import induction_scores, load, per_position_loss, prefix_matching_scores, previous_token_scores
-
-    out: dict = {"presets": list(cfg.presets), "models": {}}
+def compute(cfg: Config, zoo: Zoo) -> Result:
+    models, note = {}, ""
     for name in cfg.presets:
-        model, tok = zoo.model(name)
-        mc = model.config
-        bos = tok.bos_id
-        text = eval_tokens(zoo, name, tok, cfg.eval_windows)
-        late, early, note = icl_bands(text.shape[1])
-        out["icl_note"] = note
-        previous = previous_token_scores(model, text).numpy()
-        rep = dict(seq_len=min(cfg.seq_len, (mc.n_ctx - 1) // 2), batch=cfg.n_sequences, seed=cfg.seed, bos=bos)
-        induction = induction_scores(model, **rep).numpy()
-        prefix = prefix_matching_scores(model, seq_len=min(25, (mc.n_ctx - 1) // 4), batch=cfg.n_sequences, seed=cfg.seed, bos=bos).numpy()
-        icl = float(band_icl(per_position_loss(model, text).double().numpy(), late, early))
-        mech = mechanism(model, previous, induction, threshold=cfg.induction_threshold, baseline_samples=cfg.baseline_samples, seed=cfg.seed)
-        il, ih = mech["induction_head"]
-        prev_exists = bool(previous[:il].max() > cfg.previous_token_threshold)
-        # the best writer -> induction head pair by K and by Q, each as a z-score against its baseline
-        kz = (mech["max_K_into_induction"] - mech["baseline"]["K"][0]) / mech["baseline"]["K"][1]
-        qz = (mech["max_Q_into_induction"] - mech["baseline"]["Q"][0]) / mech["baseline"]["Q"][1]
-        curve_steps, curve = [], []
-        c_rep = dict(seq_len=min(cfg.curve_seq_len, (mc.n_ctx - 1) // 2), batch=cfg.curve_batch, seed=cfg.seed, bos=bos)
-        for step, path in _subsample(zoo.checkpoints(name), cfg.max_checkpoints):
-            m, _ = load(path)
-            scores = induction_scores(m, **c_rep).numpy()
-            curve_steps.append(step)
-            curve.append(float(scores[1:].max()))
-        formed = [s for s, v in zip(curve_steps, curve) if v > cfg.induction_threshold]
-        out["models"][name] = {
-            "positional": mc.positional, "n_layers": mc.n_layers, "n_heads": mc.n_heads, "n_kv_heads": mc.n_kv_heads,
-            "previous_token": previous, "induction": induction, "prefix_matching": prefix, "icl": icl,
-            "max_induction": float(induction[1:].max()), "induction_head": mech["induction_head"],
-            "previous_token_head": mech["previous_token_head"], "previous_token_head_exists": prev_exists,
-            "max_previous_token": float(previous[:il].max()),
-            "K_pair": mech["pair"]["K"], "Q_pair": mech["pair"]["Q"], "z": mech["z"], "baseline": mech["baseline"],
-            "max_K_into_induction": mech["max_K_into_induction"], "max_Q_into_induction": mech["max_Q_into_induction"],
-            "max_K_z": kz, "max_Q_z": qz,
-            "curve_steps": curve_steps, "curve": curve, "first_formed": formed[0] if formed else None,
-            "layer_max_prefix_matching": prefix.max(-1),
-        }
-    return jsonable(out)
+        models[name], note = measure(cfg, zoo, name)
+    return Result(
+        presets=tuple(cfg.presets), models=models, deep=cfg.deep, induction_threshold=cfg.induction_threshold,
+        previous_token_threshold=cfg.previous_token_threshold, icl_note=note, quick=bool(zoo.quick),
+    )
 
 
-def _mechanism_label(m: dict, threshold: float) -> str:
-    if m["max_induction"] < threshold:
+# ---- verdicts ----------------------------------------------------------------------------------
+def mechanism_label(max_induction: float, k_z: float, q_z: float, threshold: float, cutoff: float = Z_CUTOFF) -> str:
+    """How the top induction head reads earlier heads: K- or Q-composition above ``cutoff`` baseline std, or neither."""
+    if max_induction < threshold:
         return "no induction head"
-    k, q = m["max_K_z"], m["max_Q_z"]
-    if k is None or q is None:
+    if not (math.isfinite(k_z) and math.isfinite(q_z)):
         return "n/a"
-    if k > 3 and k >= q:
+    if k_z > cutoff and k_z >= q_z:
         return "K-composition"
-    if q > 3:
+    if q_z > cutoff:
         return "Q-composition"
     return "neither above baseline (positional/other)"
 
 
-def build(results: dict, cfg: Config, zoo: Zoo | None = None) -> Section:
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+def highest_layer(layer_max: Sequence[float] | np.ndarray) -> int:
+    """The layer with the highest per-layer maximum (a missing value counts as -1)."""
+    return int(np.argmax([v if math.isfinite(v) else -1.0 for v in layer_max]))
 
-    M = results["models"]
-    names = [n for n in results["presets"] if n in M]
-    figures, tables, claims = [], [], []
-    short = {n: n.replace("attn-only-", "") + ("" if n != "attn-only-2l" else " (shortformer)") for n in names}
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["max induction score (layers >= 1)", "|ICL score| (nats)"])
-    fig.add_trace(go.Bar(x=[short[n] for n in names], y=[M[n]["max_induction"] for n in names], showlegend=False,
-                         hovertemplate="%{x}: %{y:.3f}<extra></extra>"), row=1, col=1)
-    fig.add_hline(y=cfg.induction_threshold, line_dash="dot", row=1, col=1)
-    fig.add_trace(go.Bar(x=[short[n] for n in names], y=[-M[n]["icl"] if M[n]["icl"] is not None else None for n in names], showlegend=False,
-                         hovertemplate="%{x}: %{y:.3f} nats<extra></extra>"), row=1, col=2)
-    fig.update_layout(title="Which variants form induction heads", height=420)
-    figures.append(Figure(key="variants_which", title="Induction and ICL scores of each variant",
-                          caption="Final checkpoints. " + "; ".join(f"{short[n]}: induction {fmt(M[n]['max_induction'])}, |ICL| {fmt(-M[n]['icl'] if M[n]['icl'] is not None else None)}" for n in names) + ".",
-                          fig=fig))
+def highest_in_last_layer(layer_max: Sequence[float] | np.ndarray, n_layers: int) -> bool:
+    """Claim 19: the highest prefix-matching head of a model with more than 2 layers is in its last layer."""
+    return highest_layer(layer_max) == n_layers - 1
 
-    fig = go.Figure()
-    for n in names:
-        fig.add_trace(go.Scatter(x=M[n]["curve_steps"], y=M[n]["curve"], mode="lines+markers", name=short[n],
-                                 hovertemplate=short[n] + "<br>step %{x}: %{y:.3f}<extra></extra>"))
-    fig.add_hline(y=cfg.induction_threshold, line_dash="dot", annotation_text="threshold")
-    fig.update_layout(title="Max induction score (layers >= 1) over training", xaxis_title="training step", yaxis_title="induction score", height=420)
-    figures.append(Figure(key="variants_speed", title="How fast induction heads form",
-                          caption="First checkpoint above the threshold: " + "; ".join(f"{short[n]} {M[n]['first_formed'] if M[n]['first_formed'] is not None else 'never'}" for n in names) + ".",
-                          fig=fig))
 
-    fig = go.Figure()
-    fig.add_trace(go.Bar(x=[short[n] for n in names], y=[M[n]["max_K_z"] for n in names], name="K-composition (best writer)"))
-    fig.add_trace(go.Bar(x=[short[n] for n in names], y=[M[n]["max_Q_z"] for n in names], name="Q-composition (best writer)"))
-    fig.add_hline(y=3, line_dash="dot", annotation_text="3 std above baseline")
-    fig.update_layout(title="Composition into the top induction head, in baseline standard deviations", yaxis_title="z-score", barmode="group", height=420)
-    figures.append(Figure(key="variants_mechanism", title="Mechanism: K- versus Q-composition",
-                          caption="The largest K- and Q-composition score of any earlier head into the top induction head, as z-scores against random head pairs.",
-                          fig=fig))
+# ---- figures, tables, claims -------------------------------------------------------------------
+def _short(name: str) -> str:
+    return name.replace("attn-only-", "") + (" (shortformer)" if name == "attn-only-2l" else "")
 
-    deep = M.get(cfg.deep)
-    if deep:
-        pm = array(deep["prefix_matching"])
-        fig = go.Figure(go.Heatmap(z=pm, x=[f"H{h}" for h in range(pm.shape[1])], y=[f"L{l}" for l in range(pm.shape[0])], colorscale="Blues",
-                                   zmin=0, zmax=1, text=np.vectorize(lambda v: f"{v:.2f}")(pm), texttemplate="%{text}",
-                                   hovertemplate="L%{y}%{x}: %{z:.3f}<extra></extra>"))
-        fig.update_yaxes(autorange="reversed")
-        fig.update_layout(title=f"Prefix-matching score of every head of {cfg.deep}", height=300)
-        figures.append(Figure(key="variants_deep_layers", title="Where induction heads form in a deeper model",
-                              caption="Per-layer maximum: " + ", ".join(f"layer {l} {fmt(v)}" for l, v in enumerate(deep["layer_max_prefix_matching"])) + ".",
-                              fig=fig))
 
-    tables.append(Table(
-        key="variants_summary", title="Variants at a glance",
-        columns=["model", "positions", "kv heads", "max induction", "|ICL|", "first step > threshold", "previous-token head (score)",
-                 "K z (best)", "Q z (best)", "mechanism"],
-        rows=[[n, M[n]["positional"], M[n]["n_kv_heads"] or M[n]["n_heads"], fmt(M[n]["max_induction"]), fmt(-M[n]["icl"] if M[n]["icl"] is not None else None),
-               M[n]["first_formed"] if M[n]["first_formed"] is not None else "never",
-               f"{'L{}H{}'.format(*M[n]['previous_token_head'])} ({fmt(M[n]['max_previous_token'])}){'' if M[n]['previous_token_head_exists'] else ', below 0.4'}",
-               fmt(M[n]["max_K_z"]), fmt(M[n]["max_Q_z"]), _mechanism_label(M[n], cfg.induction_threshold)] for n in names],
-    ))
+def _names(result: Result) -> list[str]:
+    return [n for n in result.presets if n in result.models]
 
-    if deep:
-        layer_max = [v if v is not None else -1 for v in deep["layer_max_prefix_matching"]]
-        best = int(np.argmax(layer_max))
-        claims.append(Claim(
-            key="icl_where_heads_form", statement="In attention-only models with more than 2 layers the highest prefix-matching heads are in the last layer.",
-            source="In-context Learning paper, appendix 'Where induction heads form'", paper_value="last layer",
-            measured=f"{cfg.deep}: highest prefix-matching head in layer {best} of {deep['n_layers']} (per-layer max " + ", ".join(fmt(v) for v in layer_max) + ")",
-            holds=bool(best == deep["n_layers"] - 1),
-        ))
-    intro = (
+
+def _which_figure(result: Result) -> Figure:
+    names, M = _names(result), result.models
+    fig = bar_panels(
+        [_short(n) for n in names],
+        {"max induction score (layers >= 1)": [M[n].max_induction for n in names], "|ICL score| (nats)": [-M[n].icl for n in names]},
+        title="Which variants form induction heads", reference={"max induction score (layers >= 1)": {"threshold": result.induction_threshold}},
+    )
+    caption = "Final checkpoints. " + "; ".join(f"{_short(n)}: induction {fmt(M[n].max_induction)}, |ICL| {fmt(-M[n].icl)}" for n in names) + "."
+    return Figure(key="variants_which", title="Induction and ICL scores of each variant", caption=caption, fig=fig)
+
+
+def _speed_figure(result: Result) -> Figure:
+    names, M = _names(result), result.models
+    fig = line_panels(
+        {"max induction score (layers >= 1)": {_short(n): (M[n].curve_steps, M[n].curve) for n in names}},
+        title="Max induction score (layers >= 1) over training", x_title="training step", y_title="induction score",
+        reference={"max induction score (layers >= 1)": {"threshold": result.induction_threshold}},
+    )
+    caption = "First checkpoint above the threshold: " + "; ".join(
+        f"{_short(n)} {M[n].first_formed if M[n].first_formed is not None else 'never'}" for n in names) + "."
+    return Figure(key="variants_speed", title="How fast induction heads form", caption=caption, fig=fig)
+
+
+def _mechanism_figure(result: Result) -> Figure:
+    names, M = _names(result), result.models
+    fig = bars(
+        [_short(n) for n in names],
+        {"K-composition (best writer)": [M[n].max_K_z for n in names], "Q-composition (best writer)": [M[n].max_Q_z for n in names]},
+        title="Composition into the top induction head, in baseline standard deviations", x_title="model", y_title="z-score",
+        reference={"3 std above baseline": Z_CUTOFF},
+    )
+    caption = "The largest K- and Q-composition score of any earlier head into the top induction head, as z-scores against random head pairs."
+    return Figure(key="variants_mechanism", title="Mechanism: K- versus Q-composition", caption=caption, fig=fig)
+
+
+def _deep_figure(result: Result, deep: Variant) -> Figure:
+    fig = head_heatmaps({"prefix-matching score": deep.prefix_matching}, title=f"Prefix-matching score of every head of {result.deep}", zmin=0.0, zmax=1.0)
+    caption = "Per-layer maximum: " + ", ".join(f"layer {l} {fmt(v)}" for l, v in enumerate(deep.layer_max_prefix_matching)) + "."
+    return Figure(key="variants_deep_layers", title="Where induction heads form in a deeper model", caption=caption, fig=fig)
+
+
+def figures(result: Result) -> list[Figure]:
+    out = [_which_figure(result), _speed_figure(result), _mechanism_figure(result)]
+    deep = result.models.get(result.deep)
+    if deep is not None:
+        out.append(_deep_figure(result, deep))
+    return out
+
+
+def _summary_row(name: str, m: Variant, result: Result) -> list:
+    below = "" if m.previous_token_head_exists else f", below {result.previous_token_threshold:g}"
+    return [
+        name, m.positional, m.n_kv_heads or m.n_heads, fmt(m.max_induction), fmt(-m.icl),
+        m.first_formed if m.first_formed is not None else "never",
+        f"{'L{}H{}'.format(*m.previous_token_head)} ({fmt(m.max_previous_token)}){below}",
+        fmt(m.max_K_z), fmt(m.max_Q_z), mechanism_label(m.max_induction, m.max_K_z, m.max_Q_z, result.induction_threshold),
+    ]
+
+
+def tables(result: Result) -> list[Table]:
+    columns = ["model", "positions", "kv heads", "max induction", "|ICL|", "first step > threshold", "previous-token head (score)",
+               "K z (best)", "Q z (best)", "mechanism"]
+    rows = [_summary_row(n, result.models[n], result) for n in _names(result)]
+    return [Table(key="variants_summary", title="Variants at a glance", columns=columns, rows=rows)]
+
+
+def claims(result: Result) -> list[Claim]:
+    deep = result.models.get(result.deep)
+    if deep is None:
+        return []
+    layer_max = [float(v) if math.isfinite(v) else -1.0 for v in deep.layer_max_prefix_matching]
+    return [Claim(
+        key="icl_where_heads_form", statement="In attention-only models with more than 2 layers the highest prefix-matching heads are in the last layer.",
+        source="In-context Learning paper, appendix 'Where induction heads form'", paper_value="last layer",
+        measured=(f"{result.deep}: highest prefix-matching head in layer {highest_layer(layer_max)} of {deep.n_layers} (per-layer max "
+                  + ", ".join(fmt(v) for v in layer_max) + ")"),
+        holds=highest_in_last_layer(layer_max, deep.n_layers),
+    )]
+
+
+def intro(result: Result) -> str:
+    return (
         "Two-layer attention-only models that differ only in how they see positions (or in sharing keys and values between heads), "
         "trained on the same batches. Pitfall 5 of the reference notes: with positions in the residual stream (learned) an induction head "
         "can also use positional (Q-composition) tricks, and the pure-token eigen-analysis misses them."
     )
-    notes = [results.get("icl_note", ""),
-             "Composition scores of the rotary model ignore the rotation (they use the unrotated W_Q, W_K), so its K/Q numbers are approximate.",
-             "ALiBi and no-position models get their recency signal from the distance bias or the causal mask alone."]
-    if zoo is not None and zoo.quick:
-        notes.append("Quick mode: tiny models trained for a few dozen steps; the claims are not expected to hold.")
-    return Section(key=NAME, title=TITLE, intro=intro, figures=figures, tables=tables, claims=claims, notes=notes)
+
+
+def notes(result: Result) -> list[str]:
+    out = [result.icl_note,
+           "Composition scores of the rotary model ignore the rotation (they use the unrotated W_Q, W_K), so its K/Q numbers are approximate.",
+           "ALiBi and no-position models get their recency signal from the distance bias or the causal mask alone."]
+    if result.quick:
+        out.append("Quick mode: tiny models trained for a few dozen steps; the claims are not expected to hold.")
+    return out

@@ -15,6 +15,12 @@ Three analyses, each a free function returning plain tensors with ``L{layer}H{he
     ``duplicate_token`` attention summed over *other* positions holding the same token (earlier
                         or later: the encoder is bidirectional), queries whose token repeats
 
+    Unlike the causal scores of :mod:`circuits.analysis.activations.scores` (queries ``q >= 1``,
+    earlier duplicates only), these count every real query and look both ways; they are accumulated
+    with that module's streaming core (:func:`kind_targets` for
+    :func:`~circuits.analysis.activations.scores.stream_pattern_scores`), and heads are labelled
+    with :func:`circuits.analysis.common.head_label` (re-exported here).
+
 :func:`ov_copying_scores`
     The Framework paper's copying score ``sum(lambda) / sum(|lambda|)`` of each head's full OV
     circuit ``W_E W_OV W_U`` (paper ``W_U W_OV W_E``). ``BertModel`` has no unembedding, so
@@ -47,6 +53,7 @@ nothing but the model); several repeat words so that duplicate-token heads have 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
@@ -55,6 +62,15 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Complex, Float, Int
 from torch import Tensor
+
+from circuits.analysis.activations.scores import stream_pattern_scores
+from circuits.analysis.common import head_label, head_labels
+
+__all__ = [
+    "SENTENCES", "PATTERN_KINDS", "head_label", "head_labels", "pattern_targets", "kind_targets", "pattern_scores", "HeadTaxonomy",
+    "attention_patterns", "head_taxonomy", "most_repeated_sentence", "input_embeddings", "ov_eigenvalues", "ov_copying_scores",
+    "sentence_embeddings", "mean_pool", "EmbeddingContributions", "direct_decomposition", "embedding_contributions", "ablation_drops",
+]
 
 SENTENCES: tuple[str, ...] = (
     "Python is an easy to learn, powerful programming language.",
@@ -72,14 +88,6 @@ SENTENCES: tuple[str, ...] = (
 )
 
 PATTERN_KINDS: tuple[str, ...] = ("previous_token", "next_token", "current_token", "cls", "sep", "duplicate_token")
-
-
-def head_label(layer: int, head: int) -> str:
-    return f"L{layer}H{head}"
-
-
-def _head_labels(model) -> list[str]:
-    return [head_label(l, h) for l in range(model.config.n_layers) for h in range(model.config.n_heads)]
 
 
 # ---- head taxonomy ----------------------------------------------------------------------------
@@ -110,12 +118,27 @@ def pattern_scores(
     attention_mask: Int[Tensor, "batch pos"],
     sep_id: int | None,
 ) -> Float[Tensor, "kind layer head"]:
-    """Mean over counted queries of the attention on each kind's target keys (see the module docstring)."""
+    """Mean over counted queries of the attention on each kind's target keys (see the module docstring), from patterns
+    already computed on a padded batch; :func:`head_taxonomy` gets the same scores streamed (:func:`kind_targets`)."""
     targets, queries = pattern_targets(tokens, attention_mask, sep_id)
     mass = einops.einsum(patterns, targets, "layer batch head q k, kind batch q k -> kind layer head batch q")
     total = einops.einsum(mass, queries, "kind layer head batch q, kind batch q -> kind layer head")
     count = queries.sum(dim=(1, 2))  # [kind]
     return total / count.clamp_min(1.0)[:, None, None]
+
+
+def kind_targets(sep_id: int | None) -> dict[str, Callable[[Tensor], tuple[Tensor, int]]]:
+    """The pattern kinds as targets of :func:`circuits.analysis.activations.scores.stream_pattern_scores`:
+    ``kind -> (tokens -> (target keys [batch, query_pos, key_pos], counted queries))`` for batches without padding."""
+
+    def target(index: int) -> Callable[[Tensor], tuple[Tensor, int]]:
+        def make(tokens: Tensor) -> tuple[Tensor, int]:
+            targets, queries = pattern_targets(tokens, torch.ones_like(tokens), sep_id)
+            return targets[index], int(queries[index].sum())
+
+        return make
+
+    return {kind: target(i) for i, kind in enumerate(PATTERN_KINDS)}
 
 
 @dataclass
@@ -160,20 +183,42 @@ def head_taxonomy(
     str_tokens: Sequence[str] | None = None,
     example_index: int = 0,
 ) -> HeadTaxonomy:
-    """Score every head on each pattern kind (module docstring) on a padded batch of real text."""
-    patterns = attention_patterns(model, tokens, attention_mask)
-    scores = pattern_scores(patterns, tokens, attention_mask, sep_id)
-    labels = _head_labels(model)
+    """Score every head on each pattern kind (module docstring) on a padded batch of real text.
+
+    Each sentence runs on its real tokens alone (padding dropped) and the scores are accumulated
+    sentence by sentence (:func:`~circuits.analysis.activations.scores.stream_pattern_scores`), so
+    no attention pattern is kept but the example sentence's. A kind no query qualifies for scores 0.
+    """
+    sentences = [row[real.bool()][None] for row, real in zip(tokens, attention_mask)]
+    counted = pattern_targets(tokens, attention_mask, sep_id)[1].sum(dim=(1, 2)) > 0  # [kind]
+    targets = {kind: make for (kind, make), keep in zip(kind_targets(sep_id).items(), counted) if keep}
+    streamed = stream_pattern_scores(model, sentences, targets)
+    zeros = model.W_E.new_zeros(model.config.n_layers, model.config.n_heads)
+    scores = torch.stack([streamed.get(kind, zeros) for kind in PATTERN_KINDS])
+    labels = head_labels(model)
     flat = scores.flatten(1)
     dominant = [PATTERN_KINDS[int(i)] for i in flat.argmax(dim=0)]
-    n_real = int(attention_mask[example_index].sum())
+    example = sentences[example_index]
+    patterns = attention_patterns(model, example, torch.ones_like(example))  # [layer, 1, head, query_pos, key_pos]
     examples = {}
     for k, kind in enumerate(PATTERN_KINDS):
         best = int(flat[k].argmax())
         layer, head = divmod(best, model.config.n_heads)
-        examples[kind] = (labels[best], patterns[layer, example_index, head, :n_real, :n_real].clone())
-    example_tokens = list(str_tokens) if str_tokens is not None else [str(int(t)) for t in tokens[example_index, :n_real]]
+        examples[kind] = (labels[best], patterns[layer, 0, head].clone())
+    example_tokens = list(str_tokens) if str_tokens is not None else [str(int(t)) for t in example[0]]
     return HeadTaxonomy(list(PATTERN_KINDS), labels, scores, dominant, examples, example_tokens, example_index)
+
+
+def most_repeated_sentence(tokens: Int[Tensor, "batch pos"], attention_mask: Int[Tensor, "batch pos"], special: Collection[int] = ()) -> int:
+    """The index of the sentence with the most repeated real tokens (tokens in ``special``, e.g. [CLS], [SEP] and
+    padding, not counted; the first on ties): the example where duplicate-token heads have the most to show."""
+    repeats = []
+    for row, real in zip(tokens.tolist(), attention_mask.tolist()):
+        ids = [t for t, keep in zip(row, real) if keep and t not in special]
+        repeats.append(len(ids) - len(set(ids)))
+    if not repeats:
+        raise ValueError("most_repeated_sentence needs at least one sentence, got an empty batch")
+    return max(range(len(repeats)), key=repeats.__getitem__)
 
 
 # ---- OV copying -------------------------------------------------------------------------------
@@ -204,14 +249,16 @@ def ov_eigenvalues(model, *, embedding: Literal["raw", "ln_embed"] = "raw") -> C
             model.W_O, gram, model.W_V,
             "layer head d_head_out d_model_out, d_model_out d_model_in, layer head d_model_in d_head_in -> layer head d_head_out d_head_in",
         )
-        return torch.linalg.eigvals(small.double())
+        from circuits.model.finite import checked_eigvals  # NaN/inf input would crash LAPACK (oneMKL), not raise
+
+        return checked_eigvals(small, lambda i: f"the OV circuit of head L{i[0]}H{i[1]}", "ov_eigenvalues", model)
 
 
 def ov_copying_scores(model, *, embedding: Literal["raw", "ln_embed"] = "raw") -> tuple[list[str], Float[Tensor, "layer head"]]:
     """``(labels, sum(lambda).real / sum(|lambda|))`` per head (+1: copies its input token; -1: suppresses it)."""
     lam = ov_eigenvalues(model, embedding=embedding)
     scores = lam.sum(dim=-1).real / lam.abs().sum(dim=-1)
-    return _head_labels(model), scores.float()
+    return head_labels(model), scores.float()
 
 
 # ---- contributions to the sentence embedding --------------------------------------------------

@@ -39,7 +39,6 @@ from torch import Tensor
 
 from circuits.analysis.common import HooksForBatch, check_model, token_batches
 from circuits.analysis.activations.attribution import final_norm_linear
-from circuits.config import POSITIONAL_WITH_TABLE
 from circuits.analysis.tasks import DEFAULT_BOS, random_tokens, repeated_tokens
 
 PatternScore = Literal["previous_token", "current_token", "first_token", "duplicate_token"]
@@ -79,7 +78,8 @@ def _repeat_target(tokens: Tensor, period: int, start: int, offset: int, all_cop
     return target.expand(batch, n_pos, n_pos), batch * len(queries)
 
 
-_PATTERN_TARGETS = {
+#: attention-pattern score kind -> ``tokens -> (target pattern, number of scored queries)``
+PATTERN_TARGETS = {
     "previous_token": lambda tokens: _diagonal_target(tokens, 1),
     "current_token": lambda tokens: _diagonal_target(tokens, 0),
     "first_token": lambda tokens: _diagonal_target(tokens, 0, column=0),
@@ -147,10 +147,10 @@ def attention_scores(
 ) -> dict[str, Float[Tensor, "layer head"]]:
     """Several pattern scores of every head in one streaming pass over ``tokens`` (``{kind: [layer, head]}``)."""
     check_model(model)
-    unknown = [k for k in kinds if k not in _PATTERN_TARGETS]
+    unknown = [k for k in kinds if k not in PATTERN_TARGETS]
     if unknown or not kinds:
         raise ValueError(f"unknown score kinds {unknown}; choose from {list(PATTERN_SCORES)}")
-    targets = {kind: _PATTERN_TARGETS[kind] for kind in kinds}
+    targets = {kind: PATTERN_TARGETS[kind] for kind in kinds}
     return stream_pattern_scores(model, token_batches(model, tokens, batch_size), targets, hooks_for_batch)
 
 
@@ -181,7 +181,7 @@ def _repeated_for_model(
         raise ValueError(f"{what} needs n_repeats >= 2 (a repeat to look back to), got {n_repeats!r}")
     cfg = model.config
     n_pos = (bos is not None) + seq_len * n_repeats
-    if n_pos > cfg.n_ctx and cfg.positional in POSITIONAL_WITH_TABLE:
+    if n_pos > cfg.n_ctx and model.positional.limits_n_ctx:
         raise ValueError(
             f"{what}: {'1 + ' if bos is not None else ''}seq_len * n_repeats = {n_pos} tokens exceed the model's "
             f"n_ctx={cfg.n_ctx}; choose seq_len <= {(cfg.n_ctx - (bos is not None)) // n_repeats}"
@@ -267,7 +267,10 @@ def copying_eval_scores(
     4. ``ratio = raised / (raised + sum(g))``, in ``[0, 0.5]`` (0.5 when only the attended token is raised);
     5. ``score = 4 * ratio - 1``, rescaled to ``[-1, 1]``; averaged over queries and sequences.
 
-    This is our reading of the paper's short description (reference notes, section 2.2).
+    ``nan`` for a head with no direct effect at some query (``d`` constant, so ``g = 0`` and the
+    ratio is 0/0: a dead head such as ``W_O = 0``, an all-zero model, or a zero-ablated one); a head
+    that raises nothing is not anti-copying. This is our reading of the paper's short description
+    (reference notes, section 2.2).
     """
     check_model(model)
     if model.config.norm_position == "post":
@@ -290,19 +293,26 @@ def copying_eval_scores(
                 _, cache = model.run_with_cache(chunk, names_filter=names)
             scale = cache["ln_final.hook_scale"] if "ln_final.hook_scale" in cache else None
             for layer in range(cfg.n_layers):
-                result = cache[f"blocks.{layer}.attn.hook_result"]  # [batch, pos, head, d_model]
-                pattern = cache[f"blocks.{layer}.attn.hook_pattern"]  # [batch, head, query_pos, key_pos]
-                direct = final_norm_linear(model, result, None if scale is None else scale[:, :, None]) @ model.W_U
-                raise_ = F.relu(direct - direct.mean(-1, keepdim=True))  # [batch, pos, head, d_vocab_out]
-                key_tokens = chunk[:, None, None, start:].expand(-1, raise_.shape[1], cfg.n_heads, -1)
-                attended = raise_.gather(-1, key_tokens)  # [batch, query_pos, head, key_pos >= start]
-                raised = einops.einsum(
-                    pattern[..., start:], attended, "batch head query_pos key_pos, batch query_pos head key_pos -> batch query_pos head"
-                )
-                ratio = raised / (raised + raise_.sum(-1)).clamp_min(torch.finfo(raised.dtype).tiny)
+                ratio = _copying_ratio(model, cache, chunk, layer, start, scale)
                 total[layer] += (4 * ratio - 1)[:, query_start:].double().sum((0, 1))
             count += chunk.shape[0] * (chunk.shape[1] - query_start)
     return (total / count).to(model.W_E.dtype)
+
+
+def _copying_ratio(model, cache, chunk: Tensor, layer: int, start: int, scale: Tensor | None) -> Float[Tensor, "batch query_pos head"]:
+    """Steps 1-4 of :func:`copying_eval_scores` for one layer's heads: ``raised / (raised + sum(g))``, ``nan`` where ``g = 0``."""
+    result = cache[f"blocks.{layer}.attn.hook_result"]  # [batch, pos, head, d_model]
+    pattern = cache[f"blocks.{layer}.attn.hook_pattern"]  # [batch, head, query_pos, key_pos]
+    direct = final_norm_linear(model, result, None if scale is None else scale[:, :, None]) @ model.W_U
+    raise_ = F.relu(direct - direct.mean(-1, keepdim=True))  # [batch, pos, head, d_vocab_out]
+    key_tokens = chunk[:, None, None, start:].expand(-1, raise_.shape[1], model.config.n_heads, -1)
+    attended = raise_.gather(-1, key_tokens)  # [batch, query_pos, head, key_pos >= start]
+    raised = einops.einsum(
+        pattern[..., start:], attended, "batch head query_pos key_pos, batch query_pos head key_pos -> batch query_pos head"
+    )
+    denominator = raised + raise_.sum(-1)
+    ratio = raised / denominator.clamp_min(torch.finfo(raised.dtype).tiny)
+    return ratio.masked_fill(denominator <= 0, float("nan"))  # raises nothing: 0/0, no score
 
 
 # ---- loss on repeated tokens ----------------------------------------------------------------
@@ -365,6 +375,6 @@ def per_position_loss(
                 raise ValueError(f"all token batches must have the same length, got {total.shape[0] + 1} and {loss.shape[0] + 1}")
             total = loss if total is None else total + loss
             n += chunk.shape[0]
-    if total is None:
-        raise ValueError("tokens is empty")
+    if total is None or n == 0:
+        raise ValueError("tokens is empty (no sequences): the mean loss at each position is undefined; give at least one sequence")
     return (total / n).float()
