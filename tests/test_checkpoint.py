@@ -159,3 +159,32 @@ def test_optimizer_file_only_when_given(tmp_path, tokenizer):
     folder = save_checkpoint(tmp_path / "ckpt", model, tokenizer, {})
     assert not (folder / OPTIMIZER_FILE).exists()
     assert Path(folder / MODEL_FILE).is_file()
+
+
+def test_optimizer_state_of_a_parameter_without_gradient_stays_absent(tmp_path, tokenizer):
+    """A zero-layer shortformer model never uses ``pos_embed.W_pos``: AdamW keeps no state for it, and neither does the restore."""
+    model, optimizer = trained_pair(n_layers=0)
+    params = dict(model.named_parameters())
+    assert params["pos_embed.W_pos"] not in optimizer.state and len(optimizer.state) == len(params) - 1
+    folder = save_checkpoint(tmp_path / "ckpt", model, tokenizer, {}, optimizer=optimizer)
+    fresh = Transformer(model.config)
+    restored = make_optimizer(fresh, tiny_train_config())
+    load_optimizer_state(folder, restored, fresh)
+    fresh_params = dict(fresh.named_parameters())
+    assert {name for name, p in fresh_params.items() if p in restored.state} == {name for name, p in params.items() if p in optimizer.state}
+    for name, param in params.items():
+        if param in optimizer.state:
+            assert all(torch.equal(optimizer.state[param][k], restored.state[fresh_params[name]][k]) for k in optimizer.state[param])
+
+
+def test_optimizer_state_of_another_model_is_refused_and_changes_nothing(tmp_path, tokenizer):
+    model, optimizer = trained_pair()
+    folder = save_checkpoint(tmp_path / "ckpt", model, tokenizer, {}, optimizer=optimizer)
+    other = Transformer(tiny_model_config(n_layers=1))
+    other_optimizer = make_optimizer(other, tiny_train_config())
+    with pytest.raises(ValueError, match="holds the optimizer of other parameters"):
+        load_optimizer_state(folder, other_optimizer, other)
+    assert len(other_optimizer.state) == 0
+    (folder / OPTIMIZER_FILE).write_bytes(b"truncated")
+    with pytest.raises(ValueError, match="not a readable"):
+        load_optimizer_state(folder, make_optimizer(model, tiny_train_config()), model)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
 import pytest
 import torch
 
@@ -92,3 +99,76 @@ def test_make_report_refuses_a_bad_worker_count(tmp_path):
 
     with pytest.raises(ValueError, match="workers=0"):
         make_report(["zero_layer"], quick=True, out_dir=tmp_path / "out", runs_dir=tmp_path / "runs", workers=0)
+
+
+ORPHANS = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from circuits.training.parallel import worker_pool
+
+    def pid_after(seconds):
+        time.sleep(seconds)
+        return os.getpid()
+
+    if __name__ == "__main__":
+        pool = worker_pool(2, 1)
+        pids = set()
+        while len(pids) < 2:  # both workers started (and through their initializer)
+            pids |= {f.result() for f in [pool.submit(pid_after, 0.2) for _ in range(2)]}
+        for _ in range(4):
+            pool.submit(time.sleep, 120)  # busy, like workers training the queued models
+        print(" ".join(map(str, sorted(pids))), flush=True)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 of the parent (the report)
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_die_with_a_killed_parent(tmp_path):
+    script = tmp_path / "orphans.py"
+    script.write_text(ORPHANS)
+    process = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240)
+    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+    workers = [int(pid) for pid in process.stdout.split()]
+    assert len(workers) == 2
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = [pid for pid in workers if _alive(pid)]
+    for pid in survivors:  # do not leave them behind if the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, f"workers {survivors} outlived their killed parent"
+
+
+def test_a_worker_whose_parent_is_already_gone_exits():
+    code = "import os; from circuits.training.parallel import die_with_parent; die_with_parent(os.getppid() + 1); print('survived')"
+    process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert process.returncode == 1 and "survived" not in process.stdout
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_failing_parent_kills_its_busy_workers():
+    from circuits.training.parallel import _stop_workers, worker_pool
+
+    pool = worker_pool(2, 1)
+    for _ in range(3):
+        pool.submit(time.sleep, 120)
+    deadline = time.monotonic() + 60
+    while len(pool._processes) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = list(pool._processes)
+    _stop_workers(pool)  # what train_parallel does when its loop raises (an error, Ctrl-C)
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if _alive(pid)]

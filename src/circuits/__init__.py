@@ -27,12 +27,14 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     # the model
     "circuits.config": ("TransformerConfig",),
     "circuits.model": ("Transformer",),
+    "circuits.model.finite": ("check_finite",),
     # corpus, tokenizer, training, checkpoints, presets
     "circuits.training.checkpoint": ("load",),
     "circuits.training.presets": ("PRESETS", "Preset", "get_preset",),
     "circuits.training.tokenizer": ("Tokenizer",),
     "circuits.training.config": ("TrainConfig",),
-    "circuits.training.loop": ("TrainResult", "train",),
+    "circuits.training.loop": ("TrainResult", "train", "TrainingDivergedError",),
+    "circuits.training.lock": ("FolderLockedError",),
     # Hugging Face checkpoints: import (GPT-2, LLaMA, BERT) and export (GPT-2, LLaMA)
     "circuits.hf": ("HFTokenizer", "export_hf", "load_hf", "load_hf_tokenizer",),
     # weight circuits: processing (norm folding, centring), QK/OV circuits, eigenvalue scores, composition, skip-trigrams

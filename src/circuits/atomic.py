@@ -3,11 +3,17 @@
 Each writer fills a temporary sibling (same directory, so the final ``os.replace`` is a rename on
 one file system), flushes it to disk, then renames. Killing the process at any moment leaves
 either the old content or the new, never a half-written file.
+
+JSON has no NaN or infinity, so every JSON this package writes (:func:`json_text`,
+:func:`json_line`, :func:`atomic_write_json`) encodes a non-finite float as ``null``: other
+readers never meet a bare ``NaN``/``Infinity`` token, and a reader of ours gets ``None`` where a
+value was not a number (the same rule as the experiments' cached results).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -37,8 +43,30 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def finite_json(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN, +-inf) replaced by ``None``, in nested dicts, lists and tuples."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: finite_json(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [finite_json(value) for value in data]
+    return data
+
+
+def json_text(data: Any) -> str:
+    """Indented, key-sorted JSON ending in a newline; non-finite floats become ``null``."""
+    return json.dumps(finite_json(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def json_line(data: Any) -> str:
+    """One compact JSON line (a ``.jsonl`` record, newline included); non-finite floats become ``null``."""
+    return json.dumps(finite_json(data), allow_nan=False) + "\n"
+
+
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Write :func:`json_text` of ``data`` atomically (non-finite floats as ``null``)."""
+    atomic_write_text(path, json_text(data))
 
 
 @contextmanager

@@ -34,6 +34,7 @@ from circuits.experiments import ExperimentMissing, load
 from circuits.experiments.base import Section, build_section, config_key, digest, result_from_json, result_to_json
 from circuits.training.checkpoint import git_commit
 from circuits.training.parallel import presets_in
+from circuits.training.lock import lock_folder
 from circuits.training.presets import PRESETS
 from circuits.training.zoo import CODE_VERSION, Zoo, ZooSettings
 
@@ -136,6 +137,12 @@ def run_experiments(
         if name not in registry.EXPERIMENTS:
             load(name)  # raises KeyError naming the known experiments
     runs_dir = Path(runs_dir)
+    with lock_folder(runs_dir, "runs folder"):  # a second report on the same --runs is refused, naming this pid
+        return _run_locked(names, runs_dir, quick=quick, cache_dir=cache_dir, progress=progress, recompute=recompute,
+                           zoo_settings=zoo_settings, command=command, log=log, workers=workers)
+
+
+def _run_locked(names, runs_dir, *, quick, cache_dir, progress, recompute, zoo_settings, command, log, workers) -> ExperimentsRun:
     zoo = TrackingZoo(runs_dir, zoo_settings or ZooSettings(quick=quick), cache_dir=cache_dir, progress=progress)
     state = _State(zoo=zoo, zkey=zoo_key(zoo), results_dir=runs_dir / "results", quick=quick, recompute=recompute, log=log)
     _train_ahead(state, names, workers)

@@ -38,6 +38,7 @@ from circuits.hf.checkpoint import Weights, checkpoint_folder, read_config, read
 from circuits.hf.common import UnsupportedCheckpointError, UnsupportedExportError
 from circuits.hf.tokenizer import HFTokenizer
 from circuits.model import Transformer
+from circuits.model.finite import check_finite
 
 __all__ = ["load_hf", "export_hf", "load_hf_tokenizer", "HFTokenizer", "UnsupportedCheckpointError", "UnsupportedExportError"]
 
@@ -57,8 +58,10 @@ def load_hf(path: str | os.PathLike, *, dtype: torch.dtype = torch.float32) -> T
 
     The weights are mapped exactly (see each architecture's table in ``circuits.hf.gpt2``,
     ``llama``, ``bert``); every tensor of the checkpoint must be used or be a known non-weight
-    (BERT's pooler, mask buffers). When the folder has a ``tokenizer.json`` it is attached as
-    ``model.tokenizer`` (an :class:`HFTokenizer`), so ``model.to_tokens("text")`` works.
+    (BERT's pooler, mask buffers), and every weight must be finite (``ValueError`` naming the
+    parameter otherwise; a truncated file also raises ``ValueError``). When the folder has a
+    ``tokenizer.json`` it is attached as ``model.tokenizer`` (an :class:`HFTokenizer`), so
+    ``model.to_tokens("text")`` works.
     """
     folder = checkpoint_folder(path)
     hf_config = read_config(folder)
@@ -70,6 +73,7 @@ def load_hf(path: str | os.PathLike, *, dtype: torch.dtype = torch.float32) -> T
     weights.finish()
     model = Transformer(cfg)
     model.load_state_dict(state, strict=True)
+    check_finite(model, source=folder)
     model.tokenizer = HFTokenizer.from_folder(folder) if (folder / "tokenizer.json").is_file() else None
     return model.to(dtype).eval()
 

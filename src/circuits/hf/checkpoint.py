@@ -2,7 +2,9 @@
 
 A folder holds either ``model.safetensors`` or shards listed by ``model.safetensors.index.json``
 (``{"weight_map": {tensor name: shard file}}``). ``pytorch_model.bin`` files are pickles and are
-never opened.
+never opened. A shard must be a relative path inside the folder: an index entry that is absolute
+or climbs out with ``..`` is refused (symlinked files, as in the Hugging Face cache, are fine).
+Unreadable files (truncated downloads, invalid JSON) raise ``ValueError`` naming the file.
 
 :class:`Weights` hands tensors out by name and, at the end, insists that every tensor of the
 checkpoint was used (or is on the importer's list of known leftovers such as BERT's pooler), so a
@@ -15,9 +17,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterable
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
@@ -40,8 +43,7 @@ def checkpoint_folder(path: str | os.PathLike) -> Path:
 
 
 def read_config(folder: Path) -> dict[str, Any]:
-    with open(folder / "config.json", encoding="utf-8") as handle:
-        config = json.load(handle)
+    config = _read_json(folder / "config.json")
     if not isinstance(config, dict):
         raise ValueError(f"{folder / 'config.json'} holds {type(config).__name__}, expected a JSON object")
     return config
@@ -50,23 +52,22 @@ def read_config(folder: Path) -> dict[str, Any]:
 def read_tensors(folder: Path) -> dict[str, Tensor]:
     """Every tensor of the checkpoint by name, from one safetensors file or from shards."""
     if (folder / INDEX_FILE).is_file():
-        with open(folder / INDEX_FILE, encoding="utf-8") as handle:
-            index = json.load(handle)
+        index = _read_json(folder / INDEX_FILE)
         weight_map = index.get("weight_map") if isinstance(index, dict) else None
         if not isinstance(weight_map, dict) or not weight_map:
             raise ValueError(f"{folder / INDEX_FILE} has no 'weight_map' {{tensor name: shard file}}")
         tensors: dict[str, Tensor] = {}
-        for shard in sorted(set(weight_map.values())):
-            shard_path = folder / shard
+        for shard in sorted(set(weight_map.values()), key=str):
+            shard_path = _shard_path(folder, shard)
             if not shard_path.is_file():
                 raise FileNotFoundError(f"shard {shard} listed in {INDEX_FILE} is missing from {folder}")
-            tensors.update(load_file(shard_path))
+            tensors.update(_load_safetensors(shard_path))
         missing = sorted(set(weight_map) - set(tensors))
         if missing:
             raise ValueError(f"{INDEX_FILE} lists tensors that no shard holds: {missing[:5]}")
         return tensors
     if (folder / SINGLE_FILE).is_file():
-        return load_file(folder / SINGLE_FILE)
+        return _load_safetensors(folder / SINGLE_FILE)
     pickles = [name for name in ("pytorch_model.bin", "pytorch_model.bin.index.json") if (folder / name).exists()]
     hint = (
         f"; it has {pickles[0]}, a pickle, which circuits never loads: convert it once with transformers "
@@ -75,6 +76,37 @@ def read_tensors(folder: Path) -> dict[str, Tensor]:
         else ""
     )
     raise FileNotFoundError(f"{folder} has neither {SINGLE_FILE} nor {INDEX_FILE}{hint}")
+
+
+def _shard_path(folder: Path, shard: Any) -> Path:
+    """``folder / shard`` for an index entry that names a file inside ``folder``; ``ValueError`` for anything else."""
+    if not isinstance(shard, str) or not shard.strip():
+        raise ValueError(f"{folder / INDEX_FILE}: weight_map value {shard!r} is not a shard file name")
+    posix, windows = PurePosixPath(shard), PureWindowsPath(shard)
+    if posix.is_absolute() or windows.is_absolute() or windows.drive or ".." in posix.parts or ".." in windows.parts:
+        raise ValueError(
+            f"{folder / INDEX_FILE} lists shard {shard!r}, a path outside the checkpoint folder; refusing to read it. "
+            f"Shards must be files inside {folder} named relative to it (e.g. model-00001-of-00002.safetensors)"
+        )
+    return folder / shard
+
+
+def _load_safetensors(path: Path) -> dict[str, Tensor]:
+    try:
+        return load_file(path)
+    except SafetensorError as error:
+        raise ValueError(
+            f"{path} is not a readable safetensors file ({error}); it may be truncated (an interrupted download or copy): "
+            "fetch or export it again"
+        ) from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); it may be truncated or not a Hugging Face file") from None
 
 
 def write_checkpoint(folder: Path, config: dict[str, Any], tensors: dict[str, Tensor]) -> None:

@@ -20,12 +20,12 @@ from torch import Tensor, nn
 from transformer_lens import ActivationCache, HookedRootModule
 from transformer_lens.hook_points import HookPoint
 
-from circuits.config import POSITIONAL_WITH_TABLE, TransformerConfig
+from circuits.config import TransformerConfig
 from circuits.model.block import make_block
-from circuits.model.embed import Embed, PosEmbed, SinusoidalPosEmbed, TiedUnembed, TokenTypeEmbed, Unembed
+from circuits.model.embed import Embed, TiedUnembed, TokenTypeEmbed, Unembed
 from circuits.model.masks import AttentionContext, build_context, make_mask
 from circuits.model.norm import make_norm
-from circuits.model.positional import alibi_bias, alibi_slopes
+from circuits.model.positional import positional_scheme
 from circuits.model.stacked import StackedWeightsMixin
 from circuits.model.tl_config import TLConfigView
 
@@ -38,7 +38,9 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
 
     ``forward(tokens, return_type="logits")`` returns ``[batch, pos, d_vocab_out]`` logits;
     ``"loss"`` the mean next-token cross-entropy; ``"per_token_loss"`` the ``[batch, pos - 1]``
-    losses (position ``i`` predicts token ``i + 1``).
+    losses (position ``i`` predicts token ``i + 1``). The mean of no terms is undefined, so
+    ``"loss"`` raises ``ValueError`` for an empty batch and for an ``attention_mask`` that leaves
+    no (input, target) pair of real tokens.
 
     Keyword arguments of ``forward``: ``attention_mask [batch, pos]`` (1 = real token, 0 =
     padding: padded keys are hidden, padded targets leave the loss), ``prefix_len`` (int or
@@ -54,19 +56,12 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
         self.config = cfg
         self.tokenizer = None  # set by circuits.load(); only used by to_tokens(str)
 
+        self.positional = positional_scheme(cfg)  # resolved once; forward asks it, never the string
         self.embed = Embed(cfg.d_vocab, cfg.d_model)
         self.hook_embed = HookPoint()  # [batch, pos, d_model]
-        self.pos_embed: nn.Module | None = None
-        if cfg.positional in ("learned", "shortformer"):
-            self.pos_embed = PosEmbed(cfg.n_ctx, cfg.d_model)
-        elif cfg.positional == "sinusoidal":
-            self.pos_embed = SinusoidalPosEmbed(cfg.n_ctx, cfg.d_model)
-        if cfg.positions_in_residual:
-            self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
-        elif cfg.positional == "shortformer":
-            # Not "hook_pos_embed": TransformerLens's decompose_resid adds hook_pos_embed to the
-            # residual stream, but shortformer positions only enter queries and keys.
-            self.hook_shortformer_pos_embed = HookPoint()  # [batch, pos, d_model]
+        self.pos_embed: nn.Module | None = self.positional.pos_embed(cfg)
+        if self.positional.hook_name is not None:  # hook_pos_embed, or hook_shortformer_pos_embed (not in the stream)
+            setattr(self, self.positional.hook_name, HookPoint())  # [batch, pos, d_model]
         self.token_type_embed = TokenTypeEmbed(cfg.n_token_types, cfg.d_model) if cfg.n_token_types else None
         if self.token_type_embed is not None:
             self.hook_token_type_embed = HookPoint()  # [batch, pos, d_model]
@@ -79,10 +74,7 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
             TiedUnembed(self.embed, cfg.use_bias) if cfg.tied_embeddings else Unembed(cfg.d_model, cfg.d_vocab_out_, cfg.use_bias)
         )
         self.mask = make_mask(cfg.mask, cfg.window)
-        if cfg.positional == "alibi":
-            self.register_buffer("alibi_slopes", alibi_slopes(cfg.n_heads), persistent=False)
-        else:
-            self.alibi_slopes = None
+        self.position_bias = self.positional.attention_bias(cfg)  # ALiBi's score bias, or None
         self.init_weights()
         self.setup()
 
@@ -129,10 +121,8 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
         resid = self.hook_embed(self.embed(tokens))  # [batch, pos, d_model]
         qk_pos = None
         if self.pos_embed is not None:
-            if self.config.positions_in_residual:
-                resid = resid + self.hook_pos_embed(self.pos_embed(tokens))
-            else:
-                qk_pos = self.hook_shortformer_pos_embed(self.pos_embed(tokens))
+            pos_embed = getattr(self, self.positional.hook_name)(self.pos_embed(tokens))  # [batch, pos, d_model]
+            resid, qk_pos = self.positional.place(resid, pos_embed)
         if self.token_type_embed is not None:
             resid = resid + self.hook_token_type_embed(self.token_type_embed(self._check_token_types(token_type_ids, tokens)))
         elif token_type_ids is not None:
@@ -176,9 +166,9 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
             raise ValueError(f"prefix_len={prefix_len!r} given, but this model has mask={self.config.mask!r} (only 'prefix' uses it)")
         else:
             prefix = None
-        alibi = alibi_bias(self.alibi_slopes, n_pos) if self.alibi_slopes is not None else None
-        ctx = build_context(self.mask, n_pos, device, dtype, attention_mask, prefix, alibi)
-        if self.config.positional == "rotary" and self.blocks:
+        bias = self.position_bias(n_pos) if self.position_bias is not None else None
+        ctx = build_context(self.mask, n_pos, device, dtype, attention_mask, prefix, bias)
+        if self.positional.rotates_qk and self.blocks:
             ctx.rotary_cos, ctx.rotary_sin = self.blocks[0].attn.rotary.table(n_pos)
         return ctx
 
@@ -202,7 +192,7 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
             if low < 0 or high >= self.config.d_vocab:
                 bad = low if low < 0 else high
                 raise ValueError(f"token id {bad} is out of range for d_vocab={self.config.d_vocab} (ids must be in [0, {self.config.d_vocab}))")
-        if tokens.shape[1] > self.config.n_ctx and self.config.positional in POSITIONAL_WITH_TABLE:
+        if tokens.shape[1] > self.config.n_ctx and self.positional.limits_n_ctx:
             raise ValueError(
                 f"sequence length {tokens.shape[1]} exceeds n_ctx={self.config.n_ctx} "
                 f"(positional={self.config.positional!r} has one embedding per position); truncate to {self.config.n_ctx} tokens"
@@ -382,7 +372,14 @@ def _target_mask(attention_mask: Tensor) -> Tensor:
 
 
 def _masked_mean(per_token: Tensor, attention_mask: Tensor | None) -> Tensor:
+    if per_token.shape[0] == 0:
+        raise ValueError("return_type='loss' of an empty batch (0 sequences) is undefined; give at least one sequence")
     if attention_mask is None:
         return per_token.mean()
     weights = _target_mask(attention_mask)
+    if not bool(weights.any()):
+        raise ValueError(
+            "return_type='loss': attention_mask leaves no next-token pair of real tokens (every pair has a padding side), "
+            "so the mean loss is undefined; check the mask (1 = real token, 0 = padding), or use return_type='per_token_loss'"
+        )
     return per_token.sum() / weights.sum().clamp_min(1.0)

@@ -3,7 +3,9 @@
 - ``data``: corpus discovery, train/validation split, token caches, batch sampling
 - ``tokenizer``: byte-level BPE with a BOS token
 - ``config``: :class:`TrainConfig`
-- ``loop``: :func:`train`, the training loop (checkpoints, resume, evaluation)
+- ``loop``: :func:`train`, the training loop (checkpoints, resume, evaluation, divergence stop)
+- ``run_folder``: what a run folder may hold, where a resumed run starts, what resuming cleans up
+- ``lock``: exclusive folder locks (one writer per run folder, or per report runs folder)
 - ``checkpoint``: safetensors + JSON checkpoints, :func:`load`
 - ``distributed``: data-parallel training
 - ``presets``: the named model + training settings the report uses

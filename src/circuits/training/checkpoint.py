@@ -3,7 +3,8 @@
 A run folder (``circuits train --out DIR``)::
 
     DIR/run.json                       what this run is (configs, corpus); marks the folder as ours
-    DIR/metrics.jsonl                  one JSON object per log / eval event
+    DIR/metrics.jsonl                  one JSON object per log / eval event (non-finite numbers as null)
+    DIR/.lock                          held while a process trains the run (holds its pid; circuits.training.lock)
     DIR/checkpoints/step_000000/       one folder per checkpoint (step 0 = the initialisation)
         model.safetensors              weights (float32)
         config.json                    model + training config, step, losses, data and provenance
@@ -29,12 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from circuits.atomic import atomic_directory
+from circuits.atomic import atomic_directory, json_text
 from circuits.config import TransformerConfig
 from circuits.model import Transformer
+from circuits.model.finite import check_finite
 from circuits.training.tokenizer import Tokenizer
 
 FORMAT = "circuits-checkpoint"
@@ -93,7 +95,7 @@ def save_checkpoint(
 
 
 def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(json_text(data), encoding="utf-8")  # non-finite floats as null (see circuits.atomic)
 
 
 def optimizer_to_safetensors(optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], list[dict]]:
@@ -112,21 +114,58 @@ def optimizer_to_safetensors(optimizer: torch.optim.Optimizer, model: torch.nn.M
 
 
 def load_optimizer_state(folder: Path, optimizer: torch.optim.Optimizer, model: torch.nn.Module) -> None:
-    """Restore what :func:`optimizer_to_safetensors` wrote into an optimizer built over the same model."""
+    """Restore what :func:`optimizer_to_safetensors` wrote into an optimizer built over the same model.
+
+    A parameter that had no state when saved (AdamW keeps none for a parameter that never got a
+    gradient, e.g. ``pos_embed.W_pos`` of a zero-layer shortformer model) gets none now, exactly as
+    in the optimizer that was saved. All or nothing: on a mismatch ``optimizer`` is left unchanged.
+    """
     path = Path(folder) / OPTIMIZER_FILE
     tensors = _read_safetensors(path)
-    if not tensors:
-        return  # saved before the first step: AdamW has no state yet
-    names = {id(param): name for name, param in model.named_parameters()}
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            name = names[id(param)]
-            state = {key.rsplit(".", 1)[1]: value for key, value in tensors.items() if key.rsplit(".", 1)[0] == f"state.{name}"}
-            if not state:
-                raise ValueError(f"{path} has no optimizer state for parameter {name!r}; the checkpoint does not match this model")
-            optimizer.state[param] = {
-                key: (value.to(param.device) if key != "step" else value) for key, value in state.items()
-            }
+    params = dict(model.named_parameters())
+    names = {id(param): name for name, param in params.items()}
+    current = [[names[id(param)] for param in group["params"]] for group in optimizer.param_groups]
+    saved = _saved_param_names(path)
+    if saved is not None and saved != current:
+        raise ValueError(f"{path} holds the optimizer of other parameters ({_first_difference(saved, current)}); the checkpoint does not match this model")
+    by_param: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        prefix, field = key.rsplit(".", 1)
+        by_param.setdefault(prefix.removeprefix("state."), {})[field] = value
+    unknown = sorted(set(by_param) - {name for group in current for name in group})
+    if unknown:
+        raise ValueError(f"{path} has optimizer state for parameters this model does not train: {unknown[:5]}; the checkpoint does not match this model")
+    fields = {frozenset(state) for state in by_param.values()}
+    if len(fields) > 1:
+        raise ValueError(f"{path} is inconsistent: parameters hold different optimizer fields {sorted(sorted(f) for f in fields)}")
+    restored = {
+        params[name]: {key: (value.to(params[name].device) if key != "step" else value) for key, value in state.items()}
+        for name, state in by_param.items()
+    }
+    optimizer.state.clear()
+    optimizer.state.update(restored)
+
+
+def _saved_param_names(path: Path) -> list[list[str]] | None:
+    """The parameter names of each param group, from the file's metadata (``None``: no metadata)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        groups = json.loads(metadata["param_groups"]) if "param_groups" in metadata else None
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable optimizer file ({error}); it may be truncated or not ours") from None
+    if groups is None:
+        return None
+    return [list(group.get("params", [])) for group in groups]
+
+
+def _first_difference(saved: list[list[str]], current: list[list[str]]) -> str:
+    flat_saved = [name for group in saved for name in group]
+    flat_current = [name for group in current for name in group]
+    missing, extra = sorted(set(flat_current) - set(flat_saved)), sorted(set(flat_saved) - set(flat_current))
+    if missing or extra:
+        return f"missing {missing[:3]}, unexpected {extra[:3]}"
+    return f"groups {[len(g) for g in saved]} saved vs {[len(g) for g in current]} now"
 
 
 def prune_optimizer_states(run_dir: Path, keep: Path) -> None:
@@ -172,12 +211,13 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tupl
     """Load ``(model, tokenizer)`` from a checkpoint or run folder; the tokenizer is also attached as ``model.tokenizer``.
 
     The model is in eval mode. Raises ``ValueError`` for folders that are not ours, truncated
-    files, or weights that do not match the stored config.
+    files, weights that do not match the stored config, or non-finite weights (naming the parameter).
     """
     folder = resolve_checkpoint(path)
     config = read_config(folder)
     model = Transformer(TransformerConfig.from_dict(config["model"]))
     load_weights(model, folder)
+    check_finite(model, source=folder)
     tokenizer = Tokenizer.load(folder / TOKENIZER_FILE)
     if tokenizer.vocab_size > model.config.d_vocab:
         raise ValueError(

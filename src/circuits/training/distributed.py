@@ -100,3 +100,15 @@ def all_ok(ok: bool, info: DistInfo) -> bool:
         flag = flag.cuda()
     dist.all_reduce(flag, op=dist.ReduceOp.SUM)
     return int(flag.item()) == 0
+
+
+def share_ints(values: list[int], info: DistInfo) -> list[int]:
+    """Rank 0's ``values`` on every process (e.g. the step a resumed run starts from); the values themselves in a single process."""
+    values = [int(value) for value in values]
+    if not info.enabled:
+        return values
+    tensor = torch.tensor(values if info.is_main else [0] * len(values), dtype=torch.int64)
+    if dist.get_backend() == "nccl":
+        tensor = tensor.cuda()
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)  # only rank 0 contributes
+    return [int(value) for value in tensor.tolist()]

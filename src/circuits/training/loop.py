@@ -4,30 +4,36 @@ Reproducibility: the model is initialised from ``model_cfg.seed`` and step ``t``
 pure function of ``(train_cfg.seed, t)``, so on CPU two runs with the same configs produce
 bitwise identical weights, and a run resumed from any checkpoint (weights + AdamW moments, no
 RNG state needed) ends exactly where the uninterrupted run ends.
+
+Faults: the run folder is locked for the whole session (:mod:`circuits.training.lock`); resuming
+follows :mod:`circuits.training.run_folder`; a step whose loss or gradient norm is not finite
+stops training with :class:`TrainingDivergedError` (see :class:`DivergenceGuard`), and no
+checkpoint with non-finite weights or optimizer state is ever written.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from circuits.atomic import atomic_write_json, json_line
+from circuits.config import TransformerConfig
+from circuits.model import Transformer
 from circuits.training import checkpoint as ckpt
 from circuits.training import distributed
-from circuits.atomic import atomic_write_json, atomic_write_text, remove_stale_temporaries
-from circuits.config import TransformerConfig
-from circuits.training.data import Corpus, TokenData, check_stream, eval_windows, find_corpus, get_tokenizer, get_tokens, sample_windows, split_corpus, step_generator
-from circuits.model import Transformer
-from circuits.training.tokenizer import Tokenizer
 from circuits.training.config import TrainConfig
+from circuits.training.data import Corpus, TokenData, check_stream, eval_windows, find_corpus, get_tokenizer, get_tokens, sample_windows, split_corpus, step_generator
+from circuits.training.lock import FolderLock, lock_folder
+from circuits.training.run_folder import StartPoint, check_out_dir, check_same_run, load_start, plan_start, prepare_folder
+from circuits.training.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -84,7 +90,7 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-# ---- the run folder -----------------------------------------------------------------------
+# ---- the data -----------------------------------------------------------------------------
 def _identity(model_cfg: TransformerConfig, train_cfg: TrainConfig, corpus: Corpus) -> dict[str, Any]:
     return {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "corpus_fingerprint": corpus.fingerprint}
 
@@ -97,67 +103,68 @@ def tokenize_corpus(corpus: Corpus, model_cfg: TransformerConfig, train_cfg: Tra
     return tokenizer, get_tokens(corpus, tokenizer, val_fraction=train_cfg.val_fraction, cache_dir=cache_dir)
 
 
-def check_out_dir(out_dir: Path, resume: bool) -> dict[str, Any] | None:
-    """Refuse folders holding someone else's files; return the existing ``run.json`` (or ``None`` for a new run)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir} is a file, not a folder; choose a new folder for the run")
-    if not out_dir.exists() or not any(out_dir.iterdir()):
-        return None
-    run_file = out_dir / ckpt.RUN_FILE
-    run = ckpt.read_json(run_file) if run_file.is_file() else None
-    if not isinstance(run, dict) or run.get("format") != ckpt.RUN_FORMAT:
-        entries = sorted(child.name for child in out_dir.iterdir())
-        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
-        raise ValueError(
-            f"output folder {out_dir} already holds files that are not a circuits run ({shown}); "
-            "nothing was written: choose an empty or new folder with --out"
-        )
-    if not resume:
-        done = ckpt.list_checkpoints(out_dir)
-        where = f"up to step {done[-1][0]} of {run['train']['steps']}" if done else "no checkpoint yet"
-        raise ValueError(
-            f"output folder {out_dir} already holds a circuits run ({where}); pass --resume (resume=True) "
-            "to continue or reuse it, or choose another --out"
-        )
-    return run
+# ---- divergence -----------------------------------------------------------------------------
+class TrainingDivergedError(ValueError):
+    """Training met a non-finite loss, gradient norm, weight or validation loss.
+
+    A ``ValueError`` because its cause is a setting (usually the learning rate); the message names
+    the step and what to change. The run folder keeps its checkpoints, all finite.
+    """
 
 
-def _check_same_run(run: dict[str, Any], identity: dict[str, Any], out_dir: Path) -> None:
-    differences = []
-    for section in ("model", "train"):
-        for key in sorted(set(run.get(section, {})) | set(identity[section])):
-            if run.get(section, {}).get(key) != identity[section].get(key):
-                differences.append(f"{section}.{key}: {run.get(section, {}).get(key)!r} in the folder vs {identity[section].get(key)!r} now")
-    if run.get("corpus_fingerprint") != identity["corpus_fingerprint"]:
-        differences.append("the corpus content changed")
-    if differences:
-        raise ValueError(
-            f"cannot resume {out_dir}: it holds a run with different settings ({'; '.join(differences[:6])}); "
-            "resume with the same settings, or choose another --out"
-        )
+class DivergenceGuard:
+    """Stops training at the first step whose loss or gradient norm is not a finite number.
+
+    On CPU every step is checked before the optimizer applies it, so the weights never become
+    non-finite. On a GPU each check would stall the pipeline, so the first bad step is recorded on
+    the device and :meth:`check` runs at every log point and before every checkpoint (the steps in
+    between are wasted, never saved). Under ``torchrun`` every process stops together.
+    """
+
+    def __init__(self, device: torch.device, info: distributed.DistInfo, first_step: int, error: Callable[[int | None, str], Exception]):
+        self.eager, self.info, self.error, self.step = device.type != "cuda", info, error, first_step
+        self.first = torch.full((3,), math.nan, dtype=torch.float64, device=device)  # step, loss, gradient norm
+        self.found = torch.zeros((), dtype=torch.bool, device=device)
+        self.device_step = torch.full((), float(first_step), dtype=torch.float64, device=device)  # no host-to-device copy per step
+
+    def observe(self, loss: torch.Tensor, grad_norm: torch.Tensor) -> None:
+        """Record one optimizer step's loss and (total) gradient norm; on CPU raise at once if either is not finite."""
+        self.step += 1
+        if self.eager:  # two host reads: cheaper than the device bookkeeping below
+            values = [float(self.step), float(loss.detach()), float(grad_norm.detach())]
+            if not all(math.isfinite(value) for value in values) and not bool(self.found):
+                self.first, self.found = torch.tensor(values, dtype=torch.float64), torch.ones((), dtype=torch.bool)
+            self.check()
+            return
+        self.device_step += 1
+        values = torch.stack([self.device_step, loss.detach().double().reshape(()), grad_norm.detach().double().reshape(())])
+        bad = ~torch.isfinite(values).all()
+        self.first = torch.where(bad & ~self.found, values, self.first)
+        self.found |= bad
+
+    def check(self) -> None:
+        """Raise the trainer's error if any step observed so far (on any process) was not finite."""
+        if distributed.all_ok(not bool(self.found), self.info):
+            return
+        step, loss, norm = self.first.tolist()
+        if math.isnan(step):
+            raise self.error(None, "another process met a non-finite loss or gradient")
+        raise self.error(int(step), f"the loss was {loss} and the gradient norm {norm}")
 
 
-def _resume_point(out_dir: Path) -> tuple[int, Path] | None:
-    """The newest checkpoint that has an optimizer state (resume needs one)."""
-    for step, folder in reversed(ckpt.list_checkpoints(out_dir)):
-        if (folder / ckpt.OPTIMIZER_FILE).is_file() and (folder / ckpt.STATE_FILE).is_file():
-            return step, folder
-    return None
+def _grad_norm(model: torch.nn.Module, device: torch.device) -> torch.Tensor:
+    """The total 2-norm of the gradients (what ``clip_grad_norm_`` would return), computed without touching them."""
+    norms = [torch.linalg.vector_norm(param.grad.detach()) for param in model.parameters() if param.grad is not None]
+    if not norms:
+        return torch.zeros((), device=device)
+    return torch.linalg.vector_norm(torch.stack(norms))
 
 
-def _truncate_metrics(path: Path, last_step: int) -> None:
-    """Keep the metric lines up to ``last_step`` (drops what a killed run logged after its last checkpoint)."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-        if isinstance(record, dict) and record.get("step", math.inf) <= last_step:
-            kept.append(line)
-    atomic_write_text(path, "".join(line + "\n" for line in kept))
+def _all_finite(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> bool:
+    """Whether every weight and every floating-point optimizer state tensor is finite."""
+    tensors = [param.detach() for param in model.parameters()]
+    tensors += [value for state in optimizer.state.values() for value in state.values() if isinstance(value, torch.Tensor)]
+    return all(bool(torch.isfinite(tensor).all()) for tensor in tensors if tensor.is_floating_point())
 
 
 # ---- training -----------------------------------------------------------------------------
@@ -174,9 +181,12 @@ def train(
 ) -> TrainResult:
     """Train a model on ``corpus`` (default: the Python standard library) and write checkpoints to ``out_dir``.
 
-    ``resume=True`` continues from the newest checkpoint in ``out_dir`` (starting fresh if the
-    folder is empty, returning at once if the run is complete). Under ``torchrun`` this runs
-    data-parallel (see :mod:`circuits.training.distributed`); ``train_cfg.batch_size`` is the global batch.
+    ``resume=True`` continues from the newest checkpoint in ``out_dir`` that holds an optimizer
+    state (starting fresh if the folder is empty, returning at once if the run is complete; a
+    folder that cannot be resumed is refused unchanged). The folder is locked while training: a
+    second writer gets :class:`~circuits.training.lock.FolderLockedError` naming this process.
+    A non-finite loss or gradient raises :class:`TrainingDivergedError`. Under ``torchrun`` this
+    runs data-parallel (see :mod:`circuits.training.distributed`); ``train_cfg.batch_size`` is the global batch.
     """
     if not isinstance(model_cfg, TransformerConfig):
         raise TypeError(f"model_cfg must be a TransformerConfig, got {type(model_cfg).__name__}")
@@ -196,174 +206,263 @@ def train(
         distributed.teardown(info)
 
 
+class _Meter:
+    """The mean training loss and the throughput between two log points."""
+
+    def __init__(self, device: torch.device, step: int):
+        self.loss_sum, self.count = torch.zeros((), device=device), 0
+        self.last_time, self.last_step = time.perf_counter(), step
+        self.step_time, self.train_loss = 0.0, None
+
+    def reset(self, step: int) -> None:
+        self.loss_sum.zero_()
+        self.count, self.last_time, self.last_step = 0, time.perf_counter(), step
+
+
 class _Trainer:
     def __init__(self, model_cfg, train_cfg, out_dir, corpus, resume, device, cache_dir, progress, info):
         self.model_cfg, self.cfg, self.out_dir = model_cfg, train_cfg, out_dir
         self.corpus_spec, self.resume, self.device = corpus, resume, device
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.progress, self.info = progress, info
+        self.lock: FolderLock | None = None
+        self.start = StartPoint(0)
+        self.last_checkpoint: Path | None = None
 
-    # -- setup --
-    def prepare(self) -> tuple[Corpus, Tokenizer, TokenData, dict | None]:
+    def run(self) -> TrainResult:
+        ok, error = True, None
+        try:
+            if self.info.is_main:
+                try:
+                    self.prepare()
+                except Exception as caught:  # shared with the other ranks below, then re-raised
+                    ok, error = False, caught
+            if not distributed.all_ok(ok, self.info):
+                if error is not None:
+                    raise error
+                raise RuntimeError("rank 0 failed while preparing the data or the output folder; see its error above")
+            if not self.info.is_main:
+                self.prepare_follower()
+            self.share_start()
+            return self.train_session()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    # -- setup: checks and reads first, then the lock, then the first write --
+    def prepare(self) -> None:
+        if (self.out_dir / ckpt.RUN_FILE).is_file():  # an existing run: refuse at once while another process writes it
+            self.lock = lock_folder(self.out_dir, "run folder")
         existing = check_out_dir(self.out_dir, self.resume)  # before anything is read or written
         corpus = self.corpus_spec if isinstance(self.corpus_spec, Corpus) else find_corpus(self.corpus_spec)
         identity = _identity(self.model_cfg, self.cfg, corpus)
         if existing is not None:
-            _check_same_run(existing, identity, self.out_dir)
+            check_same_run(existing, identity, self.out_dir)
         tokenizer, tokens = tokenize_corpus(corpus, self.model_cfg, self.cfg, self.cache_dir)
         check_stream(tokens.train, self.model_cfg.n_ctx, "training")
         check_stream(tokens.val, self.model_cfg.n_ctx, "validation")
-        return corpus, tokenizer, tokens, existing
+        if self.lock is None:  # a new run: locked only now, so that refused settings leave no folder behind
+            self.lock = lock_folder(self.out_dir, "run folder")
+            existing = check_out_dir(self.out_dir, self.resume)  # another process may have started a run here meanwhile
+            if existing is not None:
+                check_same_run(existing, identity, self.out_dir)
+        self.setup(corpus, tokenizer, tokens)
+        self.start = plan_start(self.out_dir, existing, self.cfg.steps, self.model, self.optimizer)
+        prepare_folder(self.out_dir, self.start, self.run_record(complete=False))
 
-    def run(self) -> TrainResult:
-        ok, error = True, None
-        if self.info.is_main:
-            try:
-                corpus, tokenizer, tokens, existing = self.prepare()
-            except Exception as caught:  # shared with the other ranks below, then re-raised
-                ok, error = False, caught
-        if not distributed.all_ok(ok, self.info):
-            if error is not None:
-                raise error
-            raise RuntimeError("rank 0 failed while preparing the data or the output folder; see its error above")
-        if not self.info.is_main:
-            corpus, tokenizer, tokens, existing = self.prepare_follower()
-        return self.loop(corpus, tokenizer, tokens, existing)
-
-    def prepare_follower(self):
+    def prepare_follower(self) -> None:
         corpus = self.corpus_spec if isinstance(self.corpus_spec, Corpus) else find_corpus(self.corpus_spec)
-        return corpus, *tokenize_corpus(corpus, self.model_cfg, self.cfg, self.cache_dir), None
+        self.setup(corpus, *tokenize_corpus(corpus, self.model_cfg, self.cfg, self.cache_dir))
 
-    # -- the loop --
-    def loop(self, corpus: Corpus, tokenizer: Tokenizer, tokens: TokenData, existing: dict | None) -> TrainResult:
-        cfg, info, device = self.cfg, self.info, self.device
-        model = Transformer(self.model_cfg).to(device)
-        model.tokenizer = tokenizer
-        optimizer = make_optimizer(model, cfg)
-        start_step, elapsed = 0, 0.0
-        point = _resume_point(self.out_dir) if (self.resume and existing is not None) else None
-        if point is not None:
-            start_step, folder = point
-            ckpt.load_weights(model, folder)
-            ckpt.load_optimizer_state(folder, optimizer, model)
-            elapsed = float(ckpt.read_json(folder / ckpt.STATE_FILE).get("elapsed_s", 0.0))
-        data_info = {
+    def setup(self, corpus: Corpus, tokenizer: Tokenizer, tokens: TokenData) -> None:
+        self.corpus, self.tokenizer, self.tokens = corpus, tokenizer, tokens
+        self.model = Transformer(self.model_cfg).to(self.device)
+        self.model.tokenizer = tokenizer
+        self.optimizer = make_optimizer(self.model, self.cfg)
+        self.data_info = {
             "corpus": corpus.describe(),
-            "split": split_corpus(corpus, cfg.val_fraction).describe(),
+            "split": split_corpus(corpus, self.cfg.val_fraction).describe(),
             "tokenizer_hash": tokenizer.hash,
             "tokenizer_vocab_size": tokenizer.vocab_size,
             "n_train_tokens": int(len(tokens.train)),
             "n_val_tokens": int(len(tokens.val)),
             "token_cache": str(tokens.path),
         }
-        metrics_path = self.out_dir / ckpt.METRICS_FILE
-        if info.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            remove_stale_temporaries(self.out_dir / ckpt.CHECKPOINTS)
-            remove_stale_temporaries(self.out_dir)
-            run_record = {"format": ckpt.RUN_FORMAT, "format_version": ckpt.FORMAT_VERSION, **_identity(self.model_cfg, cfg, corpus), "data": data_info, "complete": False}
-            if existing is None or point is None:
-                atomic_write_json(self.out_dir / ckpt.RUN_FILE, run_record)
-                _truncate_metrics(metrics_path, -1)
-            else:
-                _truncate_metrics(metrics_path, start_step)
-        checkpoint_steps = set(cfg.checkpoint_steps)
-        windows = eval_windows(tokens.val, self.model_cfg.n_ctx, cfg.eval_windows, tokens.bos_id)
-        provenance = ckpt.provenance()
-        tokens_per_step = cfg.batch_size * self.model_cfg.n_ctx
-        state = {"last": None}
 
-        def log(record: dict) -> None:
-            if info.is_main:
-                with open(metrics_path, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(record) + "\n")
+    def share_start(self) -> None:
+        """Rank 0 decided where training starts; the other ranks load the same checkpoint."""
+        start = self.start
+        step, resumed, finished = distributed.share_ints([start.step, start.folder is not None, start.finished], self.info)
+        if not self.info.is_main:
+            folder = ckpt.step_dir(self.out_dir, step) if resumed else None
+            elapsed = load_start(folder, self.model, self.optimizer) if resumed and not finished else 0.0
+            self.start = StartPoint(step, folder, elapsed, bool(finished))
+        self.last_checkpoint = self.start.folder
 
-        def save(step: int, train_loss: float | None) -> Path:
-            val_loss, by_pos = evaluate(model, windows, cfg.batch_size, device)
-            metrics = {"train_loss": train_loss, "val_loss": val_loss, "val_loss_by_pos": by_pos, "lr": lr_at(max(step - 1, 0), cfg)}
-            log({"kind": "eval", "step": step, "tokens": step * tokens_per_step, "val_loss": val_loss, "val_loss_by_pos": by_pos})
-            folder = ckpt.step_dir(self.out_dir, step)
-            record = {
-                "step": step,
-                "tokens_seen": step * tokens_per_step,
-                "final": step == cfg.steps,
-                "train": cfg.to_dict(),
-                "metrics": metrics,
-                "data": data_info,
-                "run": {"device": str(device), "world_size": info.world_size, "elapsed_s": round(elapsed + clock(), 3)},
-                "provenance": provenance,
-            }
-            training_state = {"step": step, "tokens_seen": step * tokens_per_step, "elapsed_s": elapsed + clock()}
-            ckpt.save_checkpoint(folder, model, tokenizer, record, optimizer=optimizer, training_state=training_state)
-            ckpt.prune_optimizer_states(self.out_dir, keep=folder)
-            state["last"] = (folder, val_loss)
-            return folder
+    def run_record(self, complete: bool) -> dict[str, Any]:
+        identity = _identity(self.model_cfg, self.cfg, self.corpus)
+        return {"format": ckpt.RUN_FORMAT, "format_version": ckpt.FORMAT_VERSION, **identity, "data": self.data_info, "complete": complete}
 
-        session_start = time.perf_counter()
-        clock = lambda: time.perf_counter() - session_start  # noqa: E731
-        if info.is_main and point is None:
-            save(0, None)
-        distributed.barrier(info)
-        if start_step >= cfg.steps:  # resuming a finished run
+    # -- the loop --
+    def train_session(self) -> TrainResult:
+        cfg, info, start = self.cfg, self.info, self.start
+        self.windows = eval_windows(self.tokens.val, self.model_cfg.n_ctx, cfg.eval_windows, self.tokens.bos_id)
+        self.provenance = ckpt.provenance()
+        self.tokens_per_step = cfg.batch_size * self.model_cfg.n_ctx
+        self.session_start = time.perf_counter()
+        if start.folder is None:
+            self.on_main(lambda: self.save(0, None))
+        if start.finished:  # resuming a finished run
             final = ckpt.read_config(self.out_dir)
-            return self._result(final["metrics"], ckpt.resolve_checkpoint(self.out_dir), cfg.steps, final["run"]["elapsed_s"], 0.0)
+            return self.result(final["metrics"], ckpt.resolve_checkpoint(self.out_dir), final["run"]["elapsed_s"], 0.0)
+        ddp = self.data_parallel() if info.enabled else self.model
+        self.model.train()
+        self.guard = DivergenceGuard(self.device, info, start.step, self.diverged)
+        self.bar = _progress_bar(cfg.steps, start.step, enabled=self.progress and info.is_main)
+        meter = _Meter(self.device, start.step)
+        try:
+            for step in range(start.step, cfg.steps):
+                tick = time.perf_counter()
+                meter.loss_sum += self.optimizer_step(step, ddp, info.rows(cfg.batch_size)).float()
+                meter.count += 1
+                self.after_step(step + 1, meter, tick)
+                self.bar.update(1)
+        finally:
+            self.bar.close()
+        return self.finish(meter)
 
-        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if info.enabled else model
-        model.train()
-        rows = info.rows(cfg.batch_size)
-        bar = _progress_bar(cfg.steps, start_step, enabled=self.progress and info.is_main)
-        loss_sum, loss_count, last_log_time, last_log_step = torch.zeros((), device=device), 0, time.perf_counter(), start_step
-        step_time, train_loss = 0.0, None
-        for step in range(start_step, cfg.steps):
-            tick = time.perf_counter()
-            lr = lr_at(step, cfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch = sample_windows(
-                tokens.train, self.model_cfg.n_ctx, cfg.batch_size, step_generator(cfg.seed, step), tokens.bos_id, cfg.repeat_fraction
-            )
-            batch = batch[rows].to(device, non_blocking=True)
-            with _autocast(device):
-                loss = ddp(batch, return_type="loss")
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.detach().float()
-            loss_count += 1
-            done = step + 1
-            if device.type == "cuda" and (done % cfg.log_every == 0 or done in checkpoint_steps):
-                torch.cuda.synchronize(device)
-            step_time += time.perf_counter() - tick
-            if done % cfg.log_every == 0 or done in checkpoint_steps or done == cfg.steps:
-                train_loss = float(distributed.mean_across(loss_sum / loss_count, info))
-                now = time.perf_counter()
-                rate = (done - last_log_step) * tokens_per_step / max(now - last_log_time, 1e-9)
-                log({"kind": "train", "step": done, "tokens": done * tokens_per_step, "lr": lr, "train_loss": train_loss, "tokens_per_s": round(rate, 1), "elapsed_s": round(elapsed + clock(), 3)})
-                bar.set_postfix(loss=f"{train_loss:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
-                loss_sum.zero_()
-                loss_count, last_log_time, last_log_step = 0, now, done
-                if cfg.eval_every and done % cfg.eval_every == 0 and done not in checkpoint_steps and info.is_main:
-                    val_loss, by_pos = evaluate(model, windows, cfg.batch_size, device)
-                    log({"kind": "eval", "step": done, "tokens": done * tokens_per_step, "val_loss": val_loss, "val_loss_by_pos": by_pos})
-            if done in checkpoint_steps:
-                if info.is_main:
-                    save(done, train_loss)
-                distributed.barrier(info)
-                last_log_time = time.perf_counter()
-            bar.update(1)
-        bar.close()
-        total = elapsed + clock()
-        session_tokens = (cfg.steps - start_step) * tokens_per_step
+    def data_parallel(self) -> DistributedDataParallel:
+        """The model wrapped for ``torchrun``; told about parameters that get no gradient (``pos_embed.W_pos`` of a
+        zero-layer shortformer model), which plain DDP would wait for forever."""
+        tokens = torch.zeros((1, 2), dtype=torch.long, device=self.device)
+        self.model(tokens, return_type="loss").backward()  # a probe: no optimizer step, the weights do not change
+        unused = any(param.grad is None for param in self.model.parameters())
+        self.model.zero_grad(set_to_none=True)
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=device_ids, find_unused_parameters=unused)
+
+    def optimizer_step(self, step: int, ddp: torch.nn.Module, rows: slice) -> torch.Tensor:
+        """One AdamW step on step ``step``'s batch (a pure function of the seed and the step); returns the loss."""
+        cfg = self.cfg
+        lr = lr_at(step, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = sample_windows(self.tokens.train, self.model_cfg.n_ctx, cfg.batch_size, step_generator(cfg.seed, step), self.tokens.bos_id, cfg.repeat_fraction)
+        batch = batch[rows].to(self.device, non_blocking=True)
+        with _autocast(self.device):
+            loss = ddp(batch, return_type="loss")
+        loss.backward()
+        if cfg.grad_clip > 0:
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        else:
+            grad_norm = _grad_norm(self.model, self.device)
+        self.guard.observe(loss, grad_norm)  # on CPU: raises before a non-finite step reaches the weights
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    def after_step(self, done: int, meter: _Meter, tick: float) -> None:
+        """Log, evaluate and checkpoint after ``done`` steps, as the schedule says."""
+        cfg, checkpoint = self.cfg, done in self.cfg.checkpoint_steps
+        if self.device.type == "cuda" and (done % cfg.log_every == 0 or checkpoint):
+            torch.cuda.synchronize(self.device)
+        meter.step_time += time.perf_counter() - tick
+        if done % cfg.log_every == 0 or checkpoint or done == cfg.steps:
+            self.guard.check()  # nothing non-finite is logged or saved
+            self.log_train(done, meter)
+            if cfg.eval_every and done % cfg.eval_every == 0 and not checkpoint:
+                self.on_main(lambda: self.evaluate_and_log(done))
+        if checkpoint:
+            self.on_main(lambda: self.save(done, meter.train_loss))
+            meter.last_time = time.perf_counter()
+
+    def log_train(self, done: int, meter: _Meter) -> None:
+        meter.train_loss = float(distributed.mean_across(meter.loss_sum / meter.count, self.info))
+        rate = (done - meter.last_step) * self.tokens_per_step / max(time.perf_counter() - meter.last_time, 1e-9)
+        self.log({
+            "kind": "train", "step": done, "tokens": done * self.tokens_per_step, "lr": lr_at(done - 1, self.cfg), "train_loss": meter.train_loss,
+            "tokens_per_s": round(rate, 1), "elapsed_s": round(self.elapsed(), 3),
+        })  # fmt: skip
+        self.bar.set_postfix(loss=f"{meter.train_loss:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+        meter.reset(done)
+
+    def evaluate_and_log(self, step: int) -> tuple[float, list[float]]:
+        """Validation loss (overall and by position) at ``step``, logged; a non-finite one stops training."""
+        val_loss, by_pos = evaluate(self.model, self.windows, self.cfg.batch_size, self.device)
+        if not math.isfinite(val_loss):
+            raise self.diverged(step, f"the validation loss is {val_loss}")
+        self.log({"kind": "eval", "step": step, "tokens": step * self.tokens_per_step, "val_loss": val_loss, "val_loss_by_pos": by_pos})
+        return val_loss, by_pos
+
+    def save(self, step: int, train_loss: float | None) -> None:
+        """Evaluate, log and write checkpoint ``step`` (only finite weights and optimizer states are ever written)."""
+        cfg = self.cfg
+        if not _all_finite(self.model, self.optimizer):
+            raise self.diverged(step, "the weights or the optimizer state are no longer finite numbers")
+        val_loss, by_pos = self.evaluate_and_log(step)
+        metrics = {"train_loss": train_loss, "val_loss": val_loss, "val_loss_by_pos": by_pos, "lr": lr_at(max(step - 1, 0), cfg)}
+        folder = ckpt.step_dir(self.out_dir, step)
+        tokens_seen = step * self.tokens_per_step
+        record = {
+            "step": step,
+            "tokens_seen": tokens_seen,
+            "final": step == cfg.steps,
+            "train": cfg.to_dict(),
+            "metrics": metrics,
+            "data": self.data_info,
+            "run": {"device": str(self.device), "world_size": self.info.world_size, "elapsed_s": round(self.elapsed(), 3)},
+            "provenance": self.provenance,
+        }
+        training_state = {"step": step, "tokens_seen": tokens_seen, "elapsed_s": self.elapsed()}
+        ckpt.save_checkpoint(folder, self.model, self.tokenizer, record, optimizer=self.optimizer, training_state=training_state)
+        ckpt.prune_optimizer_states(self.out_dir, keep=folder)
+        self.last_checkpoint = folder
+
+    def finish(self, meter: _Meter) -> TrainResult:
+        cfg = self.cfg
+        total = self.elapsed()
+        session_tokens = (cfg.steps - self.start.step) * self.tokens_per_step
         final_folder = ckpt.step_dir(self.out_dir, cfg.steps)
-        if info.is_main:
-            run_record["complete"] = True
-            atomic_write_json(self.out_dir / ckpt.RUN_FILE, run_record)
-        metrics = ckpt.read_config(final_folder)["metrics"] if info.is_main else {"train_loss": train_loss, "val_loss": float("nan")}
-        return self._result(metrics, final_folder, cfg.steps, total, session_tokens / max(step_time, 1e-9))
+        if self.info.is_main:
+            atomic_write_json(self.out_dir / ckpt.RUN_FILE, self.run_record(complete=True))
+        metrics = ckpt.read_config(final_folder)["metrics"] if self.info.is_main else {"train_loss": meter.train_loss, "val_loss": float("nan")}
+        return self.result(metrics, final_folder, total, session_tokens / max(meter.step_time, 1e-9))
 
-    def _result(self, metrics: dict, folder: Path, step: int, elapsed: float, rate: float) -> TrainResult:
+    # -- helpers --
+    def elapsed(self) -> float:
+        """Training seconds so far, over every session of this run."""
+        return self.start.elapsed_s + time.perf_counter() - self.session_start
+
+    def log(self, record: dict) -> None:
+        if self.info.is_main:
+            with open(self.out_dir / ckpt.METRICS_FILE, "a", encoding="utf-8") as handle:
+                handle.write(json_line(record))
+
+    def on_main(self, action: Callable[[], object]) -> None:
+        """Run ``action`` on rank 0 only; every rank learns whether it failed (and raises), which also synchronises them."""
+        ok, error = True, None
+        if self.info.is_main:
+            try:
+                action()
+            except Exception as caught:  # noqa: BLE001 - re-raised below, on every rank
+                ok, error = False, caught
+        if not distributed.all_ok(ok, self.info):
+            if error is not None:
+                raise error
+            raise RuntimeError("rank 0 failed while writing the run folder; see its error above")
+
+    def diverged(self, step: int | None, what: str) -> TrainingDivergedError:
+        cfg = self.cfg
+        where = f"at step {step} of {cfg.steps}" if step is not None else "in another process"
+        kept = f"the last checkpoint ({self.last_checkpoint}) holds finite weights" if self.last_checkpoint else "no checkpoint was written"
+        clip = f"stronger gradient clipping (grad_clip, now {cfg.grad_clip:g})" if cfg.grad_clip > 0 else "gradient clipping (grad_clip=1.0; it is off)"
+        return TrainingDivergedError(
+            f"training diverged {where}: {what}. Training stopped and saved nothing from there on; {kept}. "
+            f"Try a lower learning rate (--lr, now {cfg.lr:g}), {clip} or a longer warmup (warmup_steps, now {cfg.warmup_steps}), in a new --out"
+        )
+
+    def result(self, metrics: dict, folder: Path, elapsed: float, rate: float) -> TrainResult:
+        step = self.cfg.steps
         return TrainResult(
             run_dir=self.out_dir,
             checkpoint=folder,

@@ -8,14 +8,23 @@ longest first, and shows one progress bar over all their steps (read from each r
 ``metrics.jsonl``). Every run is still an ordinary, resumable zoo run: an interrupted report
 resumes each model from its last checkpoint, and a model whose worker failed is trained again
 in-process by the experiment that needs it (which then reports the error in its section).
+
+Workers die with their parent: each arms a parent-death signal (Linux ``prctl(PR_SET_PDEATHSIG,
+SIGKILL)``) and runs a watchdog thread that exits when its parent process is gone (any POSIX
+system), so a ``kill -9`` of the report leaves no worker training or idling behind. When the
+parent fails (an exception, Ctrl-C) it kills its workers before re-raising.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -24,7 +33,12 @@ from typing import Any
 
 from circuits.training.presets import PRESETS
 
-__all__ = ["presets_in", "default_workers", "train_parallel"]
+__all__ = ["presets_in", "default_workers", "train_parallel", "worker_pool", "die_with_parent"]
+
+#: ``prctl`` option: the signal this process gets when its parent exits (``<linux/prctl.h>``).
+PR_SET_PDEATHSIG = 1
+#: Seconds between two looks of a worker's watchdog at its parent.
+WATCHDOG_PERIOD_S = 0.5
 
 
 def presets_in(cfg: Any) -> list[str]:
@@ -47,10 +61,52 @@ def default_workers(n_models: int) -> int:
     return max(1, min(n_models, os.cpu_count() or 1))
 
 
-def _init_worker(threads: int) -> None:
+def die_with_parent(parent_pid: int) -> None:
+    """Make this process exit when process ``parent_pid`` (its parent) dies, even by ``kill -9``.
+
+    Linux: the kernel sends SIGKILL at the parent's death (``PR_SET_PDEATHSIG``). Everywhere: a
+    daemon thread checks every :data:`WATCHDOG_PERIOD_S` seconds that the parent is still the
+    parent (an orphan is re-parented) and exits at once otherwise. If the parent died before
+    this call, the process exits now.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the watchdog alone
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="circuits-parent-watchdog", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(WATCHDOG_PERIOD_S)
+    os._exit(1)  # orphaned: no cleanup (the run folders are left resumable by their atomic writes)
+
+
+def _init_worker(threads: int, parent_pid: int) -> None:
+    die_with_parent(parent_pid)
     import torch
 
     torch.set_num_threads(threads)
+
+
+def worker_pool(workers: int, threads: int) -> ProcessPoolExecutor:
+    """``workers`` spawned processes of ``threads`` torch threads each, which die with this process."""
+    context = multiprocessing.get_context("spawn")  # no fork of a process whose OpenMP pool is running
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads, os.getpid()))
+
+
+def _stop_workers(executor: ProcessPoolExecutor) -> None:
+    """Cancel the queue and kill the running workers (``shutdown`` alone would let them finish their models)."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())  # before shutdown, which forgets them
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.kill()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def _train_one(root: str, settings: dict, cache_dir: str | None, name: str) -> float:
@@ -98,21 +154,23 @@ def train_parallel(zoo: Any, names: Iterable[str], *, workers: int | None = None
     workers = min(len(missing), workers or default_workers(len(missing)))
     costs = {n: _cost(zoo, n) for n in missing}
     missing.sort(key=lambda n: -costs[n])  # longest first: the last model to finish is a short one
-    seconds: dict[str, float] = {}
     if workers == 1:
+        seconds: dict[str, float] = {}
         for name in missing:
             start = time.perf_counter()
             zoo.ensure(name)
             seconds[name] = time.perf_counter() - start
         return seconds
+    return _train_in_workers(zoo, missing, workers, log)
 
+
+def _train_in_workers(zoo: Any, missing: list[str], workers: int, log: Callable[[str], None]) -> dict[str, float]:
     threads = max(1, (os.cpu_count() or 1) // workers)
     log(f"training {len(missing)} models in {workers} processes of {threads} thread(s): {', '.join(missing)}")
     settings = dataclasses.asdict(zoo.settings)
     cache_dir = None if zoo.cache_dir is None else str(zoo.cache_dir)
     folders = {n: zoo.run_dir(n) for n in missing}
-    total = sum(zoo.configs(n)[1].steps for n in missing)
-    bar = _bar(total, zoo.progress)
+    bar = _bar(sum(zoo.configs(n)[1].steps for n in missing), zoo.progress)
     if bar is not None:
         plain_log = log
 
@@ -120,32 +178,35 @@ def train_parallel(zoo: Any, names: Iterable[str], *, workers: int | None = None
             with bar.external_write_mode():
                 plain_log(message)
 
-    context = multiprocessing.get_context("spawn")  # no fork of a process whose OpenMP pool is running
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+    seconds: dict[str, float] = {}
+    executor = worker_pool(workers, threads)
     try:
         futures: dict[Future, str] = {executor.submit(_train_one, str(zoo.root), settings, cache_dir, n): n for n in missing}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
             for future in done:
-                name = futures[future]
-                error = future.exception()
-                if error is None:
-                    seconds[name] = future.result()
-                    log(f"trained {name} in {seconds[name]:.1f} s")
-                else:
-                    log(f"training {name} failed in its worker ({type(error).__name__}: {error}); the experiment that needs it will train it again")
+                _report(futures[future], future, seconds, log)
             if bar is not None:
                 bar.n = sum(_steps_done(folders[n]) for n in missing)
                 bar.refresh()
     except BaseException:
-        executor.shutdown(wait=False, cancel_futures=True)
+        _stop_workers(executor)
         raise
     finally:
         if bar is not None:
             bar.close()
     executor.shutdown(wait=True)
     return seconds
+
+
+def _report(name: str, future: Future, seconds: dict[str, float], log: Callable[[str], None]) -> None:
+    error = future.exception()
+    if error is None:
+        seconds[name] = future.result()
+        log(f"trained {name} in {seconds[name]:.1f} s")
+    else:
+        log(f"training {name} failed in its worker ({type(error).__name__}: {error}); the experiment that needs it will train it again")
 
 
 def _prepare_tokens(zoo: Any, names: Sequence[str]) -> None:

@@ -56,7 +56,12 @@ def _train(**changes) -> TrainConfig:
 
 
 def _presets() -> dict[str, Preset]:
-    presets = [
+    return {preset.name: preset for preset in _depth_presets() + _variant_presets()}
+
+
+def _depth_presets() -> list[Preset]:
+    """The Framework paper's attention-only models by depth, and the standard block that checks them."""
+    return [
         Preset(
             name="attn-only-0l",
             purpose="Zero-layer model (embed then unembed): learns the bigram table, the direct path of every deeper model.",
@@ -87,6 +92,12 @@ def _presets() -> dict[str, Preset]:
             model=TransformerConfig(n_layers=2, **_SIZES, positional="shortformer", d_mlp=4 * D_MODEL),
             train=_train(),
         ),
+    ]
+
+
+def _variant_presets() -> list[Preset]:
+    """One- and two-layer attention-only models with one architectural change each (keys, positions, heads)."""
+    return [
         Preset(
             name="attn-only-1l-smeared",
             purpose="One layer with smeared keys (each key mixed with the previous one): induction becomes possible in a single layer.",
@@ -130,7 +141,6 @@ def _presets() -> dict[str, Preset]:
             train=_train(),
         ),
     ]
-    return {preset.name: preset for preset in presets}
 
 
 PRESETS: dict[str, Preset] = _presets()

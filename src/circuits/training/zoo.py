@@ -50,7 +50,10 @@ class Zoo:
 
     Each run lives in ``root/<preset>-<key>`` where ``key`` hashes the model and training
     configs, the corpus fingerprint and :data:`CODE_VERSION`: a changed config never reuses
-    a run, and an interrupted run resumes from its last checkpoint.
+    a run, and an interrupted run resumes from its last checkpoint. Each run folder is locked
+    while it trains, so two zoos on one ``root`` never train the same model at once (the second
+    gets :class:`~circuits.training.lock.FolderLockedError`); a program that owns the whole
+    ``root`` (the report) locks it with :func:`~circuits.training.lock.lock_folder`.
     """
 
     def __init__(self, root: str | os.PathLike, settings: ZooSettings | None = None, *, cache_dir: str | os.PathLike | None = None, progress: bool = True):
