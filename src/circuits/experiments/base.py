@@ -59,7 +59,10 @@ class Claim:
     """A checkable claim of the papers, the paper's value and this run's measurement.
 
     ``holds`` is ``None`` when the run could not test it (say why in ``measured``); a claim that
-    does not hold is reported as such, never dropped.
+    does not hold is reported as such, never dropped. ``value`` is the one number the verdict
+    turns on most (for the spread over seeds), ``models`` the zoo models the claim read and
+    ``data`` what those models were trained on, in words. ``seeds_held``/``seeds_tested`` and
+    ``value_range`` are filled in when the runner aggregates the claim over several seeds.
     """
 
     key: str
@@ -68,6 +71,12 @@ class Claim:
     paper_value: str
     measured: str
     holds: bool | None
+    value: float | None = None
+    models: tuple[str, ...] = ()
+    data: str = ""
+    seeds_held: int | None = None
+    seeds_tested: int | None = None
+    value_range: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
