@@ -40,6 +40,13 @@ Hook names (module paths; every hook point that exists fires)
     ``blocks.{l}.mlp.hook_pre``/``hook_pre_linear``/``hook_post``, ``blocks.{l}.hook_mlp_out``,
     ``blocks.{l}.hook_resid_post``, ``ln_final.hook_scale``/``hook_normalized``.
 
+Choices made once at build time
+    ``model.positional`` is the positional scheme object (``model/positional.py``: one class per
+    scheme, answering whether positions enter the residual stream or only the query/key input,
+    whether there is a position table, how q/k rotate, what attention bias is added);
+    ``model.mask`` is the mask object (``model/masks.py``). ``forward`` asks these objects and never
+    compares config strings.
+
 Labels
     Heads ``L{layer}H{head}``; virtual heads ``L0H7->L1H4``; other components ``embed``,
     ``pos_embed``, ``mlp{layer}``, ``bias``.

@@ -105,6 +105,12 @@ def _variant_presets() -> list[Preset]:
             train=_train(),
         ),
         Preset(
+            name="attn-only-2l-corpus",
+            purpose="attn-only-2l trained on the corpus alone (repeat_fraction=0): the control that shows what the copied-span augmentation changes.",
+            model=_attn_only(2),
+            train=_train(repeat_fraction=0.0),
+        ),
+        Preset(
             name="attn-only-2l-smeared",
             purpose="Two layers with smeared keys: the induction phase change should come earlier than in attn-only-2l.",
             model=_attn_only(2, smear_key=True),
@@ -144,6 +150,19 @@ def _variant_presets() -> list[Preset]:
 
 
 PRESETS: dict[str, Preset] = _presets()
+
+
+def training_data_label(train_cfg: TrainConfig, corpus: str = "stdlib") -> str:
+    """What a model trained with ``train_cfg`` saw, in words, for claim rows and table headers.
+
+    ``"stdlib corpus; 50% of windows with a copied span at random offsets (augmented)"`` or
+    ``"stdlib corpus only"``; ``corpus`` names the text (the zoo's corpus source).
+    """
+    if not isinstance(train_cfg, TrainConfig):
+        raise TypeError(f"training_data_label expects a TrainConfig, got {type(train_cfg).__name__}; pass zoo.configs(name)[1]")
+    if train_cfg.repeat_fraction <= 0:
+        return f"{corpus} corpus only"
+    return f"{corpus} corpus; {train_cfg.repeat_fraction:.0%} of windows with a copied span at random offsets (augmented)"
 
 
 def get_preset(name: str) -> Preset:
