@@ -13,6 +13,7 @@ from circuits import Tokenizer
 from circuits.training.data import (
     STDLIB_EXCLUDED_DIRS,
     check_stream,
+    copy_spans,
     eval_windows,
     find_corpus,
     get_tokenizer,
@@ -176,25 +177,41 @@ def test_windows_start_with_bos_and_are_slices_of_the_stream():
 
 
 def test_repeated_span_windows():
+    """A copied span window[a:a+L] -> window[b:b+L] at random offsets after natural text; everything else untouched."""
     stream = np.arange(1, 100_001, dtype=np.uint32)
     n_ctx, batch_size = 65, 40
     batch = sample_windows(stream, n_ctx, batch_size, step_generator(0, 3), bos_id=0, repeat_fraction=0.5)
     plain = sample_windows(stream, n_ctx, batch_size, step_generator(0, 3), bos_id=0)
     assert (batch[:, 0] == 0).all()
     assert torch.equal(batch[20:], plain[20:])  # only the first round(0.5 * 40) windows are changed
-    distances = set()
-    for row, original in zip(batch[:20], plain[:20]):
-        body, source = row[1:], original[1:]
-        changed = (body != source).nonzero().flatten()
-        b, end = int(changed[0]), int(changed[-1]) + 1
-        length = end - b
-        assert 64 // 16 <= length <= 64 // 3 and b >= length  # the span fits after its source
-        assert torch.equal(body[b:end], source[:length])  # a copy of the window's own first tokens
-        assert torch.equal(body[:b], source[:b]) and torch.equal(body[end:], source[end:])
-        distances.add(b)
-    assert len(distances) > 5  # the copy's distance varies, so no fixed-offset head can predict it
+    generator = step_generator(0, 3)
+    torch.randint(0, len(stream) - (n_ctx - 1) + 1, (batch_size,), generator=generator)  # the window starts, drawn first
+    spans = copy_spans(20, n_ctx, generator).tolist()
+    sources, copies = set(), set()
+    for row, original, (a, length, b) in zip(batch[:20], plain[:20], spans):
+        assert 1 <= a and a + length <= b and b + length <= n_ctx and 64 // 16 <= length <= 64 // 3
+        assert torch.equal(row[b : b + length], original[a : a + length])  # the copy is where it should be
+        assert torch.equal(row[:b], original[:b]) and torch.equal(row[b + length :], original[b + length :])  # natural text elsewhere
+        assert (row[1:] != original[1:]).sum() == length  # stream tokens are distinct: every copied token differs
+        sources.add(a)
+        copies.add(b - a)
+    assert len(sources) > 5 and min(sources) > 1  # sources start at varying offsets, not only right after BOS
+    assert len(copies) > 5  # the copy's distance varies, so no fixed-offset head can predict it
     again = sample_windows(stream, n_ctx, batch_size, step_generator(0, 3), bos_id=0, repeat_fraction=0.5)
-    assert torch.equal(batch, again)
+    assert torch.equal(batch, again)  # a pure function of (seed, step)
+    assert not torch.equal(batch, sample_windows(stream, n_ctx, batch_size, step_generator(0, 4), bos_id=0, repeat_fraction=0.5))
+    assert not torch.equal(batch, sample_windows(stream, n_ctx, batch_size, step_generator(1, 3), bos_id=0, repeat_fraction=0.5))
+
+
+def test_copy_spans_cover_the_allowed_layouts():
+    n_ctx = 17  # 16 text tokens: L in [2, 5]
+    spans = copy_spans(4000, n_ctx, torch.Generator().manual_seed(0))
+    a, length, b = spans.unbind(1)
+    assert (a >= 1).all() and (a + length <= b).all() and (b + length <= n_ctx).all()
+    assert set(length.tolist()) == {2, 3, 4, 5}
+    assert a.min() == 1 and int((a + length).max()) == n_ctx - 2  # the source may start right after BOS, or late
+    assert int((b + length).max()) == n_ctx and int((b - a - length).min()) == 0  # the copy may end the window or follow its source at once
+    assert copy_spans(3, 4, torch.Generator().manual_seed(0)).shape == (0, 3)  # too short for a span of 2: none
 
 
 def test_eval_windows_are_fixed_and_non_overlapping():

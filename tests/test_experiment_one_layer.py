@@ -51,6 +51,9 @@ def test_no_induction_holds():
 
 
 # ---- a hand-made result -------------------------------------------------------------------------
+LAYOUT = "[BOS] + P validation tokens + R + R (T = 3, P drawn per sequence, 1..2 here)"
+
+
 def hand_made(n_heads: int = 4, n_tokens: int = 6, positional: bool = True, quick: bool = False) -> exp.Result:
     rng = np.random.default_rng(1)
     heads = tuple(f"L0H{h}" for h in range(n_heads))
@@ -58,7 +61,8 @@ def hand_made(n_heads: int = 4, n_tokens: int = 6, positional: bool = True, quic
     d_head, n_pos = 3, 5
     trigram = exp.SkipTrigram(source=" x", destination=" y", output=" x", qk=1.234, ov=2.345)
     return exp.Result(
-        quick=quick, heads=heads, d_head=d_head, n_windows=4, n_trigrams=2, copying_threshold=0.3, positional_threshold=0.5,
+        quick=quick, presets=("attn-only-1l", "attn-only-0l", "attn-only-2l"), data_labels=("stdlib corpus only",) * 2 + ("stdlib augmented",),
+        heads=heads, d_head=d_head, n_windows=4, n_trigrams=2, copying_threshold=0.3, positional_threshold=0.5,
         induction_ratio=0.5, tokens=tokens, token_ids=tuple(range(10, 10 + n_tokens)),
         ov=rng.normal(size=(n_heads, n_tokens, n_tokens)), qk=rng.normal(size=(n_heads, n_tokens, n_tokens)),
         paths=exp.PathTerms(uniform_loss=5.7, direct_loss=5.4, full_loss=4.3, head_added=rng.random(n_heads), head_removed=rng.random(n_heads)),
@@ -75,8 +79,10 @@ def hand_made(n_heads: int = 4, n_tokens: int = 6, positional: bool = True, quic
         trigrams=tuple((trigram, exp.SkipTrigram(source="a", destination="b", output="c", qk=0.5, ov=0.1)) for _ in heads),
         trigram_copy_share=np.full(n_heads, 0.5), val_loss_1l=4.2, val_loss_0l=float("nan"),
         induction=exp.Induction(
-            seq_len=3, scores_1l=np.full(n_heads, 0.05), scores_2l=np.array([[0.0, 0.1], [0.7, 0.2]]), repeat_loss_1l=np.array([6.0, 5.9]),
-            repeat_loss_2l=np.array([6.0, 4.0]), position_loss_1l=rng.random(6), position_loss_2l=rng.random(6),
+            seq_len=3, layout=LAYOUT, probe_rule="R drawn uniformly from the 150 most frequent tokens", scores_1l=np.full(n_heads, 0.05),
+            scores_2l=np.array([[0.0, 0.1], [0.7, 0.2]]), repeat_loss_1l=np.array([6.0, 5.9]), repeat_loss_2l=np.array([6.0, 4.0]),
+            scores_1l_bos=np.full(n_heads, 0.06), scores_2l_bos=np.array([[0.0, 0.1], [0.8, 0.2]]), repeat_loss_1l_bos=np.array([6.0, 5.8]),
+            repeat_loss_2l_bos=np.array([6.0, 3.5]), position_loss_1l=rng.random(6), position_loss_2l=rng.random(6),
         ),
     )
 
@@ -98,6 +104,11 @@ def test_section_from_a_hand_made_result():
     assert claims["one_layer_beats_bigram"].holds is None  # no zero-layer loss
     assert claims["one_layer_copying"].holds is False and claims["one_layer_copying"].measured.startswith("2 of 4 heads > 0.3")
     assert claims["one_layer_no_induction"].holds is True
+    assert claims["one_layer_no_induction"].measured.startswith(LAYOUT) and "Right after BOS: best score 1L 0.06 vs 2L 0.80" in claims["one_layer_no_induction"].measured
+    assert claims["one_layer_beats_bigram"].models == ("attn-only-1l", "attn-only-0l") and claims["one_layer_beats_bigram"].data == "stdlib corpus only"
+    assert claims["one_layer_no_induction"].models == ("attn-only-1l", "attn-only-2l")
+    assert claims["one_layer_no_induction"].data == "stdlib corpus only; stdlib augmented" and claims["one_layer_no_induction"].value == 0.05
+    assert claims["one_layer_copying"].value == 0.5 and "> 0.3" in claims["one_layer_copying"].statement
     positional = next(f for f in section.figures if f.key == "attention_by_position")
     assert "(previous + current > 0.5): L0H2, L0H3." in positional.caption
     assert section.tables[0].rows[0] == ["L0H0", " x …  y →  x", 1.23, 2.35, True]

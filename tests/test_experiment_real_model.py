@@ -67,7 +67,10 @@ def test_section_from_a_hand_made_result():
     section = build_section(exp, round_trip(hand_made()))
     check_section(section, "real_model", FIGURES, {"minilm_copying_heads"})
     claim = section.claims[0]
-    assert claim.holds is True and claim.measured.startswith("4 of 6 heads positive")
+    assert claim.holds is False and claim.measured.startswith("2 of 6 heads > 0.3 (raw W_E; 4 positive)")  # 4 positive, 2 copy
+    assert claim.value == pytest.approx(2 / 6) and claim.models == ("all-MiniLM-L6-v2",) and "not trained here" in claim.data
+    copying = build_section(exp, round_trip(hand_made(copying=np.array([[0.5, -0.2, 0.9], [0.35, 0.31, -0.7]])))).claims[0]
+    assert copying.holds is True and copying.measured.startswith("4 of 6 heads > 0.3")
     assert len(section.tables[0].rows) == 2 * len(KINDS)
     assert section.figures[-1].caption.startswith("Most important single head by ablation: L")
     without = build_section(exp, round_trip(hand_made(ablations=False)))
@@ -76,7 +79,15 @@ def test_section_from_a_hand_made_result():
 
 def test_copying_claim_fails_when_few_heads_copy():
     claim = exp.claims(hand_made(copying=np.array([[0.5, -0.2, -0.9], [-0.1, 0.3, -0.7]])))[0]
-    assert claim.holds is False and claim.measured.startswith("2 of 6 heads positive")
+    assert claim.holds is False and claim.measured.startswith("1 of 6 heads > 0.3 (raw W_E; 2 positive)")
+
+
+def test_copying_threshold_is_the_one_layer_claims():
+    """Claims 3 (1L) and 23 (MiniLM) judge the same statistic by the same rule."""
+    from circuits.experiments import one_layer
+
+    assert exp.COPYING_THRESHOLD == one_layer.COPYING_THRESHOLD == one_layer.Config().copying_threshold == 0.3
+    assert "> 0.3" in exp.claims(hand_made())[0].statement
 
 
 # ---- MiniLM ------------------------------------------------------------------------------------

@@ -38,40 +38,63 @@ def test_induction_head_verdict():
 
 
 def test_k_composition_verdict():
-    assert verdicts.k_composition_holds(4.0, 0.112, 0.061, 0.02)
-    assert not verdicts.k_composition_holds(3.0, 0.112, 0.061, 0.02)  # z must exceed 3
-    assert not verdicts.k_composition_holds(4.0, 0.05, 0.061, 0.02)  # Q larger
-    assert not verdicts.k_composition_holds(4.0, 0.112, 0.061, 0.2)  # V larger
+    assert verdicts.COMPOSITION_Z == 3.0
+    assert verdicts.k_composition_holds(19.7, -12.0, -16.7)  # the full run's z-scores
+    assert verdicts.k_composition_holds(4.0, 3.0, 3.0)  # Q and V exactly 3 std above: still "at or below" by the stated rule
+    assert not verdicts.k_composition_holds(3.0, 0.0, 0.0)  # K must exceed 3 std
+    assert not verdicts.k_composition_holds(19.7, 3.5, 0.0)  # Q stands out too
+    assert not verdicts.k_composition_holds(19.7, 0.0, 9.0)  # V stands out too
+    assert not verdicts.k_composition_holds(NAN, 0.0, 0.0)
 
 
 def test_eigen_corner_verdict():
-    assert verdicts.eigen_corner_holds(0.8, 0.9, [0.2, 0.5])
-    assert verdicts.eigen_corner_holds(0.8, 0.9, [])  # no other heads to separate from
-    assert not verdicts.eigen_corner_holds(0.4, 0.9, [0.2])  # OV not near +1
-    assert not verdicts.eigen_corner_holds(0.8, 0.5, [0.2])  # QK not near +1
-    assert not verdicts.eigen_corner_holds(0.8, 0.9, [0.95])  # another head has a higher QK positivity
+    assert (verdicts.EIGEN_OV_MIN, verdicts.EIGEN_QK_MIN) == (0.66, 0.90)  # SLAVA's lowest induction-head values
+    assert verdicts.eigen_corner_holds([0.997], [0.994], [0.964, 0.45, 0.53], [0.923, -0.16, -0.04])  # the full run
+    assert verdicts.eigen_corner_holds([0.8, 0.7], [0.95, 0.91], [], [])  # no other heads to separate from
+    assert not verdicts.eigen_corner_holds([0.6], [0.95], [0.2], [0.2])  # OV below 0.66
+    assert not verdicts.eigen_corner_holds([0.8], [0.85], [0.2], [0.2])  # QK below 0.90
+    assert not verdicts.eigen_corner_holds([0.8], [0.95], [0.85], [0.2])  # a non-induction head copies more (OV)
+    assert not verdicts.eigen_corner_holds([0.8], [0.95], [0.2], [0.96])  # a non-induction head has a higher QK positivity
+    assert not verdicts.eigen_corner_holds([0.99, 0.5], [0.99, 0.99], [0.2], [0.2])  # every induction head must be in the corner
+    assert not verdicts.eigen_corner_holds([], [], [0.2], [0.2])
 
 
 def test_ablation_verdict():
-    assert verdicts.ablation_holds(0.68, 0.01, [0.6, 0.65])
-    assert verdicts.ablation_holds(0.68, 0.01, [])
-    assert not verdicts.ablation_holds(0.68, 0.2, [0.6])  # the previous-token head's ablation leaves > 25%
-    assert not verdicts.ablation_holds(0.68, 0.01, [0.6, 0.3])  # another head's ablation matters too
-    assert not verdicts.ablation_holds(0.033, 0.033, [0.033])
+    near_zero = 0.024  # a uniformly attending head's score on the probe
+    assert verdicts.ablation_holds(0.68, 0.01, [0.6, 0.65], near_zero)
+    assert verdicts.ablation_holds(0.68, 0.024, [], near_zero)  # at the uniform level counts as about 0
+    assert not verdicts.ablation_holds(0.405, 0.0917, [0.242], near_zero)  # the full run: 23% of clean is not about 0
+    assert not verdicts.ablation_holds(0.68, 0.01, [0.6, 0.3], near_zero)  # another head's ablation matters too (keeps < 50%)
+    assert not verdicts.ablation_holds(0.033, 0.033, [0.033], 0.03)  # ablating changes nothing
+    assert not verdicts.ablation_holds(0.02, 0.01, [0.02], 0.03)  # nothing to remove: the clean score is at the uniform level
 
 
 def test_ov_accuracy_verdict():
-    assert verdicts.ov_accuracy_holds(0.31, 0.96, 0.5, 50_000)
-    assert verdicts.ov_accuracy_holds(0.31, 0.1, 0.31, 50_000)  # the top-2 sum can carry it
-    assert not verdicts.ov_accuracy_holds(0.01, 0.96, 0.5, 300)  # under 10x chance
-    assert not verdicts.ov_accuracy_holds(0.31, 0.2, 0.3, 50_000)  # no sum beats the best single head
+    assert verdicts.ov_accuracy_holds(0.31, 0.96, 2, 50_000) is True  # ARENA's numbers
+    assert verdicts.ov_accuracy_holds(0.619, 0.619, 1, 512) is None  # one induction head: summed OV is itself, untested
+    assert verdicts.ov_accuracy_holds(0.619, 0.9, 0, 512) is None
+    assert verdicts.ov_accuracy_holds(0.01, 0.96, 2, 300) is False  # under 10x chance
+    assert verdicts.ov_accuracy_holds(0.31, 0.31, 2, 50_000) is False  # the sum is not higher
+    assert verdicts.ov_accuracy_holds(0.31, 0.2, 3, 50_000) is False
 
 
 def test_term_importance_verdict():
-    assert verdicts.term_importance_holds(5.2, 0.3, 0.05, 4.0)  # the paper's video numbers
+    assert verdicts.MUCH_RATIO == 10.0
+    assert verdicts.term_importance_holds(5.2, 0.3, 0.05, 4.0)  # the paper's video numbers (17x, 80x)
+    assert verdicts.term_importance_holds(5.2, -0.1, 0.0, 4.0)  # virtual heads that hurt, layer 0 that does nothing
+    assert not verdicts.term_importance_holds(1.64, 0.107, 0.631, 1.77)  # the full run: 15x but layer 1 only 2.8x layer 0
+    assert not verdicts.term_importance_holds(1.35, 0.2, 0.05, 4.0)  # order 1 only 6.8x order 2
     assert not verdicts.term_importance_holds(0.301, 0.453, 0.166, 0.175)  # virtual heads matter more
     assert not verdicts.term_importance_holds(5.2, 0.3, 4.0, 0.05)  # layer 0 matters more
     assert not verdicts.term_importance_holds(5.2, NAN, 0.05, 4.0)  # no order-2 terms measured
+    assert not verdicts.term_importance_holds(-1.0, -0.2, 0.05, 4.0)  # single heads that hurt do not "reduce the loss"
+
+
+def test_stable_verdict():
+    assert verdicts.stable_verdict(True, [True, True]) is True
+    assert verdicts.stable_verdict(False, [False, False]) is False
+    assert verdicts.stable_verdict(True, [True, False]) is None  # the halves disagree: too noisy to decide
+    assert verdicts.stable_verdict(False, [True, False]) is None
 
 
 # ---- quick zoo ---------------------------------------------------------------------------------------
@@ -110,6 +133,20 @@ def test_two_layer_quick(result, quick_zoo):
     assert 0 <= back.ov_accuracy.summed_top1 <= back.ov_accuracy.summed_top5 <= 1
     assert len(back.terms.marginal_by_order) == 3 and len(back.terms.top_terms) == 12
     assert back.loss_per_position.shape == (2 * back.seq_len,)
+    assert back.seq_len == min(exp.Config.quick().seq_len, (48 - 1) // 3)  # room for a natural prefix before R + R
+    assert list(back.ablation_bos) == list(back.ablation) and back.induction_bos.shape == back.induction.shape
+    assert 0 < back.uniform_level < back.uniform_level_bos < 1  # later queries: smaller uniform share
+    assert back.detect_previous.shape == back.detect_induction.shape == back.previous_token.shape
+    assert back.prefix_matching.shape == back.prefix_matching_literal.shape == back.induction.shape
+    assert back.terms_halves[0].n_tokens == back.terms_halves[1].n_tokens == back.terms.n_tokens // 2
+    assert "most frequent tokens of the training split" in back.probe_rule and "P drawn per sequence" in back.probe_layout
+    for claim in section.claims:  # every claim names its model and data, and the number its verdict turns on
+        assert claim.models == ("attn-only-2l",) and claim.data == back.data_label and claim.data
+        assert claim.value is None or math.isfinite(claim.value)
+    claims = {c.key: c for c in section.claims}
+    assert back.probe_rule in claims["fw_2l_induction_head"].measured and "[BOS] + R + R" in claims["fw_2l_induction_head"].measured
+    if len(back.induction_heads) < 2:
+        assert claims["fw_2l_ov_accuracy"].holds is None and "untested" in claims["fw_2l_ov_accuracy"].measured
     # build is gone: the runner renders the typed result
     assert not hasattr(exp, "build")
 

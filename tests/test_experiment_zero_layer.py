@@ -38,7 +38,7 @@ def hand_made(quick: bool = False, n: int = 5) -> exp.Result:
     )
     row = exp.TopNext(token=" the", share=0.1, model_top=(("a", 0.2), ("b", 0.1)), corpus_top=(("a", 0.3), ("c", 0.1)), kl=0.12, top1_agrees=True)
     return exp.Result(
-        quick=quick, d_vocab=50, d_model=16, top_k=2, min_gap_closed=0.75, losses=losses,
+        quick=quick, preset="attn-only-0l", data_label="stdlib corpus only", d_vocab=50, d_model=16, top_k=2, min_gap_closed=0.75, losses=losses,
         heat_tokens=tokens, heat_ids=tuple(range(n)), heat_corpus=-rng.random((n, n)) * 12, heat_model=-rng.random((n, n)) * 12,
         table=(row, exp.TopNext(token="\n", share=0.05, model_top=(("x", 0.5),), corpus_top=(("y", 0.5),), kl=float("nan"), top1_agrees=False)),
         scatter_tokens=tokens, scatter_share=rng.random(n), scatter_kl=rng.random(n),
@@ -62,6 +62,8 @@ def test_section_from_a_hand_made_result():
     section = base.build_section(exp, result)
     check_section(section, "zero_layer", FIGURES, CLAIMS)
     assert section.claims[0].holds is True and "closes 80%" in section.claims[0].measured
+    assert section.claims[0].value == pytest.approx(0.8, abs=0.01) and section.claims[0].models == ("attn-only-0l",)
+    assert section.claims[0].data == "stdlib corpus only"
     assert section.tables[0].columns[2] == "model top-2" and section.tables[0].rows[0][2] == "a (0.20), b (0.10)"
     assert len(section.notes) == 2 and "Quick mode" in section.notes[1]
     assert len(base.build_section(exp, hand_made(quick=False)).notes) == 1

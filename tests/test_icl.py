@@ -83,3 +83,45 @@ def test_checkpoint_metrics_over_models():
     assert plain.steps == [0, 1]
     with pytest.raises(ValueError, match="empty"):
         circuits.checkpoint_metrics([], tokens)
+
+
+def test_window_icl_and_log_index_slopes_are_per_window_versions_of_the_mean():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    loss = rng.uniform(1, 5, size=(2, 40, 63))  # [checkpoint, window, pos - 1]
+    late, early = [59, 60, 61, 62], [5, 6, 7]
+    per_window = circuits.analysis.activations.icl.window_icl(loss, late, early)
+    mean = loss.mean(1)
+    assert per_window.shape == (2, 40)
+    np.testing.assert_allclose(per_window.mean(1), mean[:, [i - 1 for i in late]].mean(-1) - mean[:, [i - 1 for i in early]].mean(-1))
+    from circuits.analysis.activations.icl import log_index_start, log_index_weights
+
+    w = log_index_weights(64, 6)
+    idx = np.arange(6, 64)
+    np.testing.assert_allclose(mean[0] @ w, np.polyfit(np.log(idx), mean[0, idx - 1], 1)[0])
+    np.testing.assert_allclose((loss[0] @ w).mean(), mean[0] @ w)  # linear: the mean of the windows' slopes is the slope of the mean
+    np.testing.assert_allclose(log_index_weights(64, 24) @ (2.0 - 0.3 * np.log(np.arange(1, 64))), -0.3)  # an exact log-linear curve
+    with pytest.raises(ValueError, match="first < last"):
+        log_index_weights(64, 63)
+    with pytest.raises(ValueError, match="must be in"):
+        circuits.analysis.activations.icl.window_icl(loss, [64], early)
+    assert log_index_start(64)[0] == 6 and "scaled" in log_index_start(64)[1]  # 64 tokens: less than an e-fold beyond 50
+    assert log_index_start(137)[0] == 50 and log_index_start(136)[0] == circuits.icl_indices(136).early
+
+
+def test_checkpoint_metrics_with_probes_and_window_losses():
+    from circuits.analysis.activations.per_sequence import row_scores, row_targets
+    from circuits.analysis.probes import bos_repeats
+
+    models = [tiny_model(attn_only=True, seed=s) for s in range(2)]
+    tokens = _tokens(batch=4)
+    targets = row_targets(bos_repeats(list(range(1, 13)), seq_len=3, n_repeats=2, batch=5, seed=0, bos=0))
+    result = circuits.checkpoint_metrics(models, tokens, probes={"ind": targets}, keep_window_loss=True, batch_size=3)
+    assert result.induction is None and result.prefix_matching is None  # the probes replace the generated-token scores
+    assert result.window_loss.shape == (2, 4, 6) and set(result.probe_rows["ind"]) == {"induction", "prefix_matching"}
+    for i, m in enumerate(models):
+        torch.testing.assert_close(result.window_loss[i], m(tokens, return_type="per_token_loss").float())
+        torch.testing.assert_close(result.per_position_loss[i], result.window_loss[i].mean(0))
+        torch.testing.assert_close(result.probe_rows["ind"]["induction"][i], row_scores(m, targets)["induction"])
+    assert circuits.checkpoint_metrics(models, tokens, probes={}).window_loss is None

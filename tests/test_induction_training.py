@@ -1,8 +1,8 @@
 """Tiny attention-only models trained on repeated spans grow the induction circuit (the training of
 :mod:`circuits.experiments.induction_synthetic`).
 
-Training data: windows of random tokens in which the window's first ``L`` tokens are copied to a
-later offset, with ``L`` and the offset drawn per window (``circuits.training.data.sample_windows`` with
+Training data: windows of random tokens in which a span of ``L`` tokens is copied to a later
+offset, with the span and both offsets drawn per window (``circuits.training.data.sample_windows`` with
 ``repeat_fraction=1``). Because the copy's distance varies, a positional "look back k tokens" head
 cannot predict it (with a fixed distance the model learns exactly that shortcut and no
 previous-token head); only the Framework paper's two-head circuit can.
@@ -47,11 +47,16 @@ def test_quick_smear_weights_train():
 @pytest.mark.slow
 def test_trained_model_has_an_induction_circuit(full):
     abl, two = full.ablation, full.curves["2L"]
-    # uniform attention over 25 positions gives about 0.15 and 0.08; measured: 0.37 and 0.59
+    # the thresholds this test was written with, on the layout the section trains on ([BOS] + R + R)
     assert abl.prev_score > 0.3
-    assert abl.ind_score > 0.4
-    assert two.loss_second[-1] < 0.5 * two.loss_first[-1]
-    assert abl.ablated < 0.25 * abl.ind_score  # K-composition: the induction head reads the previous-token head
+    assert abl.ind_score_bos > 0.4
+    assert two.loss_second_bos[-1] < 0.5 * two.loss_first_bos[-1]
+    # after a natural prefix ([BOS] + P + R + R, the verdicts' probe) the head still matches content: above the level of a
+    # head attending uniformly over the prefix
+    assert abl.ind_score > abl.near_zero
+    # K-composition: the induction head reads the previous-token head. "Removes" = about 0, the one rule of claims 9 and 22:
+    # at most the score of a head attending uniformly over the prefix (circuits.analysis.probes.near_zero_threshold), on both probes
+    assert abl.ablated <= abl.near_zero and abl.ablated_bos <= abl.near_zero_bos
 
 
 @pytest.mark.slow
@@ -60,8 +65,8 @@ def test_smeared_keys_behave_as_the_paper_says(full):
     2L crosses 0.3 at step 700; 2L smeared at step 400."""
     curves, threshold = full.curves, exp.Config.threshold
     one, one_smeared = curves["1L"], curves["1L smeared"]
-    assert one.induction[-1] < 0.2 and one_smeared.induction[-1] > 0.4
-    assert one.loss_second[-1] > 0.75 * one.loss_first[-1] and one_smeared.loss_second[-1] < 0.5 * one_smeared.loss_first[-1]
+    assert one.induction_bos[-1] < 0.2 and one_smeared.induction_bos[-1] > 0.4
+    assert one.loss_second_bos[-1] > 0.75 * one.loss_first_bos[-1] and one_smeared.loss_second_bos[-1] < 0.5 * one_smeared.loss_first_bos[-1]
     two = exp.onset(curves["2L"].step, curves["2L"].induction, threshold)
     two_smeared = exp.onset(curves["2L smeared"].step, curves["2L smeared"].induction, threshold)
     assert two is not None and two_smeared is not None and two_smeared < two, (two_smeared, two)

@@ -11,8 +11,8 @@ from circuits import PRESETS, Transformer, get_preset
 from circuits.training.presets import Preset
 
 REQUIRED = [
-    "attn-only-0l", "attn-only-1l", "attn-only-2l", "attn-only-3l", "full-2l",
-    "attn-only-1l-smeared", "attn-only-2l-smeared",
+    "attn-only-0l", "attn-only-1l", "attn-only-2l", "attn-only-3l",
+    "attn-only-1l-smeared", "attn-only-2l-smeared", "attn-only-2l-corpus",
     "attn-only-2l-learned", "attn-only-2l-rotary", "attn-only-2l-alibi", "attn-only-2l-nopos", "attn-only-2l-gqa",
 ]
 
@@ -47,8 +47,6 @@ def test_variants_differ_from_attn_only_2l_in_one_choice():
         assert diff == change, name
     gqa = get_preset("attn-only-2l-gqa").model
     assert 1 <= gqa.n_kv_heads_ < gqa.n_heads
-    full = get_preset("full-2l").model
-    assert full.has_mlp and full.normalization == "layernorm" and full.n_layers == 2
 
 
 def test_presets_share_data_settings():
@@ -89,3 +87,20 @@ def test_sections_say_what_the_corpus_models_trained_on(tmp_path):
             return model_cfg, dataclasses.replace(train_cfg, repeat_fraction=0.0)
 
     assert "plain corpus windows" in training_data_note(PlainZoo(tmp_path / "runs", ZooSettings()), "attn-only-2l")
+
+
+def test_corpus_control_differs_from_attn_only_2l_in_the_data_only():
+    base, control = get_preset("attn-only-2l"), get_preset("attn-only-2l-corpus")
+    assert control.model == base.model
+    assert control.train == dataclasses.replace(base.train, repeat_fraction=0.0) and base.train.repeat_fraction > 0
+
+
+def test_training_data_label():
+    from circuits.training.presets import training_data_label
+
+    assert training_data_label(get_preset("attn-only-2l").train) == "stdlib corpus; 50% of windows with a copied span at random offsets (augmented)"
+    assert training_data_label(get_preset("attn-only-2l-corpus").train) == "stdlib corpus only"
+    assert training_data_label(get_preset("attn-only-2l").train.replace(repeat_fraction=0.25), "my texts") == (
+        "my texts corpus; 25% of windows with a copied span at random offsets (augmented)")
+    with pytest.raises(TypeError, match="TrainConfig"):
+        training_data_label(get_preset("attn-only-2l").model)

@@ -153,3 +153,37 @@ def test_before_after_vector_is_the_unit_change():
     vectors = np.array([[1.0, 1.0, 1.0], [1.0, 4.0, 5.0], [0.0, 0.0, 0.0]])
     assert traj.before_after_vector(vectors, 0, 1).tolist() == pytest.approx([0.0, 0.6, 0.8])
     assert traj.before_after_vector(vectors, 0, 0).tolist() == [0.0, 0.0, 0.0]  # no change stays zero, not NaN
+
+
+# ---- densest_window and rise_step_interval ------------------------------------------------------
+def test_densest_window_of_a_sigmoid_holds_most_of_the_rise():
+    steps, values = sigmoid_steps(centre=500, width=20, height=0.4)
+    w = traj.densest_window(steps, values, width=250)
+    assert isinstance(w, traj.Window) and steps[w.end] - steps[w.start] <= 250
+    assert steps[w.start] < 500 < steps[w.end] and w.gain / 0.4 > 0.95
+
+
+def test_densest_window_of_a_linear_rise_holds_only_its_width():
+    steps = np.arange(0, 1001, 10)
+    w = traj.densest_window(steps, steps / 1000.0, width=250)
+    assert w.gain == pytest.approx(0.25)  # not 80% by construction, as a 10%-90% window would be
+    assert (w.start, w.end) == (0, 25)  # ties go to the earliest window
+
+
+def test_densest_window_of_a_flat_or_falling_curve_gains_nothing():
+    steps = np.arange(0, 101, 10)
+    assert traj.densest_window(steps, np.zeros(len(steps)), 30) == traj.Window(start=0, end=0, gain=0.0)
+    assert traj.densest_window(steps, -steps.astype(float), 30).gain == 0.0
+    with pytest.raises(ValueError, match="at least one checkpoint"):
+        traj.densest_window(np.array([]), np.array([]), 10)
+
+
+def test_rise_step_interval_over_resampled_curves():
+    steps = np.arange(0, 1001, 10)
+    curves = np.stack([sigmoid_steps(centre=c)[1] for c in (480, 490, 500, 510, 520)] * 20)  # 100 "resamples"
+    lo, hi = traj.rise_step_interval(steps, curves)
+    assert 470 <= lo <= 490 and 510 <= hi <= 530
+    flat = np.zeros((10, len(steps)))
+    assert traj.rise_step_interval(steps, flat) is None  # no resample rises: not resolved
+    with pytest.raises(ValueError, match="q must be"):
+        traj.rise_step_interval(steps, curves, q=0.3)

@@ -10,6 +10,15 @@ with a hash of the experiment's source so that a code change recomputes), so an 
 resumes with what finished and a rerun only rebuilds figures. A failing experiment becomes an
 error section with its traceback; the others still run.
 
+Seeds: an experiment module with ``SEEDED = True`` is computed once per seed offset
+``0 .. seeds - 1`` (a zoo per offset, the config's ``seed`` shifted too; see
+:mod:`circuits.experiments.base`), each result cached on its own and every seed's models trained
+in the parallel stage. Its section is built from seed 0 and its claims are the aggregate over the
+seeds (:func:`~circuits.experiments.base.aggregate_claims`): a claim holds only if it holds on
+every seed that could test it. ``seeds`` defaults to :data:`DEFAULT_SEEDS` (:data:`QUICK_SEEDS`
+in quick mode). A failure of a seed other than 0 keeps the section (that seed counts as untested)
+and is reported as an error of ``"<name> seed +k"``.
+
 This module sits between the experiments (below) and the report (above): it never renders.
 """
 
@@ -31,14 +40,20 @@ from typing import Any
 import circuits.experiments as registry
 from circuits.atomic import atomic_write_json
 from circuits.experiments import ExperimentMissing, load
-from circuits.experiments.base import Section, build_section, config_key, digest, result_from_json, result_to_json
+from circuits.experiments.base import (
+    Claim, Section, aggregate_claims, build_section, config_for_seed, config_key, digest, is_seeded, result_from_json, result_to_json,
+)
 from circuits.training.checkpoint import git_commit
 from circuits.training.parallel import presets_in
 from circuits.training.lock import lock_folder
 from circuits.training.presets import PRESETS
 from circuits.training.zoo import CODE_VERSION, Zoo, ZooSettings
 
-__all__ = ["ExperimentsRun", "run_experiments", "zoo_key", "check_workers"]
+__all__ = ["ExperimentsRun", "run_experiments", "zoo_key", "check_workers", "check_seeds", "default_seeds", "DEFAULT_SEEDS", "QUICK_SEEDS"]
+
+#: Seeds of the seeded experiments in a full report, and in quick mode (a smoke test: one seed keeps it fast).
+DEFAULT_SEEDS = 3
+QUICK_SEEDS = 1
 
 
 @dataclass
@@ -58,11 +73,13 @@ class TrackingZoo(Zoo):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.used: list[str] = []
+        self.used: list[str] = []  # every preset asked for
+        self.recent: list[str] = []  # those asked for since the runner last cleared it (one experiment's compute)
 
     def ensure(self, name: str) -> Path:
-        if name not in self.used:
-            self.used.append(name)
+        for seen in (self.used, self.recent):
+            if name not in seen:
+                seen.append(name)
         return super().ensure(name)
 
 
@@ -70,6 +87,16 @@ def zoo_key(zoo: Zoo) -> str:
     """Hash of what the zoo's models depend on: settings, corpus, training code version, every preset's run folder name."""
     settings = dataclasses.asdict(zoo.settings)
     return digest({"settings": settings, "corpus": zoo.corpus.fingerprint, "code": CODE_VERSION, "runs": sorted(zoo.run_dir(n).name for n in PRESETS)})
+
+
+def check_seeds(seeds: Any) -> None:
+    """Refuse a seed count that is not a positive int (``None`` = :func:`default_seeds`)."""
+    if seeds is not None and (isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1):
+        raise ValueError(f"seeds={seeds!r} must be a positive integer, e.g. 3 (or None: {DEFAULT_SEEDS}, {QUICK_SEEDS} in quick mode)")
+
+
+def default_seeds(quick: bool) -> int:
+    return QUICK_SEEDS if quick else DEFAULT_SEEDS
 
 
 def check_workers(workers: Any) -> None:
@@ -81,7 +108,7 @@ def check_workers(workers: Any) -> None:
 def source_hash(module: ModuleType) -> str:
     """12 hex digits of SHA-256 over a module's source file ("unknown" when it has none)."""
     try:
-        return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:12]
+        return hashlib.sha256(Path(getattr(module, "__file__", None)).read_bytes()).hexdigest()[:12]
     except (OSError, TypeError):
         return "unknown"
 
@@ -98,19 +125,32 @@ def error_section(name: str, title: str) -> Section:
 class _State:
     """What the experiment loop accumulates."""
 
-    zoo: TrackingZoo
-    zkey: str
+    zoo: TrackingZoo  # seed offset 0; zoo.with_seed_offset(k) for the others
     results_dir: Path
     quick: bool
     recompute: bool
     log: Callable[[str], None]
-    prefetched: dict[str, Any] = field(default_factory=dict)
+    seeds: int = 1
+    zkeys: dict[int, str] = field(default_factory=dict)  # seed offset -> zoo_key
+    prefetched: dict[tuple[str, int], Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     sections: list[Section] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     cached: dict[str, bool] = field(default_factory=dict)
     configs: dict[str, Any] = field(default_factory=dict)
-    models_used: dict[str, list[str]] = field(default_factory=dict)
+    models_used: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # experiment -> (seed offset, preset)
+    seeds_run: dict[str, list[int]] = field(default_factory=dict)  # seeded experiment -> seed offsets computed
+
+    def zoo_for(self, offset: int) -> TrackingZoo:
+        return self.zoo.with_seed_offset(offset)
+
+    def zkey(self, offset: int) -> str:
+        if offset not in self.zkeys:
+            self.zkeys[offset] = zoo_key(self.zoo_for(offset))
+        return self.zkeys[offset]
+
+    def offsets(self, module: ModuleType) -> list[int]:
+        return list(range(self.seeds)) if is_seeded(module) else [0]
 
 
 def run_experiments(
@@ -125,13 +165,16 @@ def run_experiments(
     command: str = "circuits report",
     log: Callable[[str], None] = log_stderr,
     workers: int | None = None,
+    seeds: int | None = None,
 ) -> ExperimentsRun:
     """Run experiments ``names`` (default: all of :data:`circuits.experiments.EXPERIMENTS`, in that order) and return their sections.
 
     Before the experiments run, the zoo models that the uncached experiments name in their
-    configs are trained, ``workers`` processes at a time (default: one per CPU core).
+    configs are trained, ``workers`` processes at a time (default: one per CPU core), for every
+    seed of the seeded experiments (``seeds``, default :func:`default_seeds`).
     """
     check_workers(workers)
+    check_seeds(seeds)
     names = list(registry.EXPERIMENTS if not names else names)
     for name in names:
         if name not in registry.EXPERIMENTS:
@@ -139,22 +182,29 @@ def run_experiments(
     runs_dir = Path(runs_dir)
     with lock_folder(runs_dir, "runs folder"):  # a second report on the same --runs is refused, naming this pid
         return _run_locked(names, runs_dir, quick=quick, cache_dir=cache_dir, progress=progress, recompute=recompute,
-                           zoo_settings=zoo_settings, command=command, log=log, workers=workers)
+                           zoo_settings=zoo_settings, command=command, log=log, workers=workers, seeds=seeds)
 
 
-def _run_locked(names, runs_dir, *, quick, cache_dir, progress, recompute, zoo_settings, command, log, workers) -> ExperimentsRun:
+def _run_locked(names, runs_dir, *, quick, cache_dir, progress, recompute, zoo_settings, command, log, workers, seeds) -> ExperimentsRun:
     zoo = TrackingZoo(runs_dir, zoo_settings or ZooSettings(quick=quick), cache_dir=cache_dir, progress=progress)
-    state = _State(zoo=zoo, zkey=zoo_key(zoo), results_dir=runs_dir / "results", quick=quick, recompute=recompute, log=log)
+    seeds = default_seeds(quick) if seeds is None else seeds
+    state = _State(zoo=zoo, results_dir=runs_dir / "results", quick=quick, recompute=recompute, log=log, seeds=seeds)
     _train_ahead(state, names, workers)
     for i, name in enumerate(names, 1):
         _run_one(state, name, f"[{i}/{len(names)}] {name}")
     record = run_record(state, names, command=command)
     record["timings_s"] = dict(state.timings)
-    return ExperimentsRun(sections=state.sections, errors=state.errors, cached=state.cached, timings=state.timings, trained=dict(zoo.timings), record=record)
+    trained = {z.label(p): t for z in _family(state) for p, t in z.timings.items()}
+    return ExperimentsRun(sections=state.sections, errors=state.errors, cached=state.cached, timings=state.timings, trained=trained, record=record)
 
 
-def _cache_path(state: _State, module: ModuleType, cfg: Any) -> Path:
-    return state.results_dir / f"{module.NAME}-{config_key(cfg)}-{state.zkey}.json"
+def _family(state: _State) -> list[Zoo]:
+    """The zoos of every seed offset used so far, offset 0 first."""
+    return state.zoo.seed_zoos()
+
+
+def _cache_path(state: _State, module: ModuleType, cfg: Any, offset: int = 0) -> Path:
+    return state.results_dir / f"{module.NAME}-{config_key(cfg)}-{state.zkey(offset)}.json"
 
 
 def _config(module: ModuleType, quick: bool) -> Any:
@@ -162,18 +212,21 @@ def _config(module: ModuleType, quick: bool) -> Any:
 
 
 def _train_ahead(state: _State, names: Sequence[str], workers: int | None) -> None:
-    """Train the presets named by the configs of the experiments whose results are not cached; remember the cached results."""
-    needed: list[str] = []
+    """Train the presets named by the configs of the experiments whose results are not cached, every seed of a seeded
+    experiment in the same pool; remember the cached results."""
+    needed: list[tuple[int, str]] = []
     for name in names:
         try:
             module = load(name)
             cfg = _config(module, state.quick)
-            cached = None if state.recompute else read_cache(_cache_path(state, module, cfg), source_hash(module))
+            for offset in state.offsets(module):
+                cfg_k = config_for_seed(cfg, offset)
+                cached = None if state.recompute else read_cache(_cache_path(state, module, cfg_k, offset), source_hash(module))
+                state.prefetched[(name, offset)] = cached
+                if cached is None:
+                    needed += [(offset, p) for p in presets_in(cfg_k) if (offset, p) not in needed]
         except Exception:  # noqa: BLE001 - a module that fails to load is reported by the experiment loop
             continue
-        state.prefetched[name] = cached
-        if cached is None:
-            needed += [p for p in presets_in(cfg) if p not in needed]
     if not needed:
         return
     t0 = time.perf_counter()
@@ -184,11 +237,11 @@ def _train_ahead(state: _State, names: Sequence[str], workers: int | None) -> No
         trained = {}
     if trained:
         state.timings["train models"] = time.perf_counter() - t0
-        state.timings.update({f"train {preset}": seconds for preset, seconds in trained.items()})
+        state.timings.update({f"train {label}": seconds for label, seconds in trained.items()})
 
 
 def _run_one(state: _State, name: str, stage: str) -> None:
-    """Compute (or read) one experiment's result and build its section; a failure becomes an error section."""
+    """Compute (or read) one experiment's result(s) and build its section; a failure becomes an error section."""
     try:
         module = load(name)
     except ExperimentMissing as error:
@@ -208,6 +261,8 @@ def _run_one(state: _State, name: str, stage: str) -> None:
         t0 = time.perf_counter()
         section = build_section(module, result, cfg, state.zoo)
         state.timings[f"{name}: build"] = time.perf_counter() - t0
+        if is_seeded(module):
+            _aggregate_seeds(state, module, name, section, cfg, stage)
         state.log(f"{stage}: built {len(section.figures)} figures, {len(section.tables)} tables, {len(section.claims)} claims")
         state.sections.append(section)
     except KeyboardInterrupt:
@@ -218,34 +273,81 @@ def _run_one(state: _State, name: str, stage: str) -> None:
         state.sections.append(error_section(name, getattr(module, "TITLE", name)))
 
 
-def _result(state: _State, module: ModuleType, name: str, cfg: Any, stage: str) -> Any:
-    """The experiment's result: from the cache, or computed now (and cached atomically)."""
-    path = _cache_path(state, module, cfg)
+def _aggregate_seeds(state: _State, module: ModuleType, name: str, section: Section, cfg: Any, stage: str) -> None:
+    """Replace seed 0's claims of ``section`` by the aggregate over every seed; a later seed that fails counts as untested."""
+    per_seed: list[list[Claim]] = [list(section.claims)]
+    failed: list[str] = []
+    for offset in state.offsets(module)[1:]:
+        label = f"{name} seed +{offset}"
+        try:
+            cfg_k = config_for_seed(cfg, offset)
+            result = _result(state, module, name, cfg_k, f"{stage} (seed +{offset})", offset)
+            per_seed.append(_claims_of(module, result, cfg_k, state.zoo_for(offset)))
+        except KeyboardInterrupt:
+            raise
+        except Exception:  # noqa: BLE001 - that seed's claims count as untested; the error is reported
+            state.errors[label] = traceback.format_exc()
+            state.log(f"{stage}: seed +{offset} FAILED\n{state.errors[label]}")
+            per_seed.append([])
+            failed.append(f"+{offset}")
+    state.seeds_run[name] = state.offsets(module)
+    section.claims = aggregate_claims(per_seed)
+    section.notes.append(seeds_note(len(per_seed), failed))
+
+
+def seeds_note(n_seeds: int, failed: Sequence[str] = ()) -> str:
+    """The section note of a seeded experiment."""
+    if n_seeds == 1:
+        text = "Claims computed on one seed (circuits report --seeds N tests them on N seeds of the models and probes)."
+    else:
+        text = (f"Claims tested on {n_seeds} seeds (model and training seeds, and the probes' random tokens, shifted by 0 .. {n_seeds - 1}); "
+                "a claim holds only if it holds on every seed that could test it. Figures, tables and 'measured' show seed 0.")
+    return text + (f" Seed(s) {', '.join(failed)} failed (their claims count as untested; see the errors)." if failed else "")
+
+
+def _claims_of(module: ModuleType, result: Any, cfg: Any, zoo: Zoo) -> list[Claim]:
+    return list(module.claims(result)) if hasattr(module, "Result") else list(build_section(module, result, cfg, zoo).claims)
+
+
+def _result(state: _State, module: ModuleType, name: str, cfg: Any, stage: str, offset: int = 0) -> Any:
+    """The experiment's result for seed offset ``offset``: from the cache, or computed now (and cached atomically)."""
+    path = _cache_path(state, module, cfg, offset)
     code = source_hash(module)
-    data = None if state.recompute else state.prefetched[name] if name in state.prefetched else read_cache(path, code)
-    state.cached[name] = data is not None
+    key = (name, offset)
+    data = None if state.recompute else state.prefetched[key] if key in state.prefetched else read_cache(path, code)
+    hit = data is not None
+    state.cached[name] = hit if offset == 0 else state.cached.get(name, True) and hit  # cached: every seed's result was
+    zoo = state.zoo_for(offset)
+    suffix = f" seed +{offset}" if offset else ""
     if data is not None:
-        state.models_used[name] = read_models(path)
-        state.timings[f"{name}: compute"] = 0.0
+        _note_models(state, name, offset, read_models(path))
+        state.timings[f"{name}{suffix}: compute"] = 0.0
         state.log(f"{stage}: results from cache {path}")
         return result_from_json(module, data)
-    zoo = state.zoo
     state.log(f"{stage}: computing (models are trained on first use)")
-    trained_before, used_before = dict(zoo.timings), len(zoo.used)
+    trained_before = dict(zoo.timings)
+    zoo.recent.clear()
     t0 = time.perf_counter()
     result = module.compute(cfg, zoo)
     elapsed = time.perf_counter() - t0
     training = sum(zoo.timings.values()) - sum(trained_before.values())
-    state.timings[f"{name}: compute"] = elapsed - training
+    state.timings[f"{name}{suffix}: compute"] = elapsed - training
     for preset, seconds in zoo.timings.items():
         if seconds > trained_before.get(preset, 0.0):
-            state.timings[f"train {preset}"] = seconds - trained_before.get(preset, 0.0)
-    state.models_used[name] = zoo.used[used_before:] or list(zoo.used)
+            state.timings[f"train {zoo.label(preset)}"] = seconds - trained_before.get(preset, 0.0)
+    models = list(zoo.recent)
+    _note_models(state, name, offset, models)
     data = result_to_json(module, result)
     json.dumps(data, allow_nan=True)  # JSON-able, or a TypeError naming the culprit
-    atomic_write_json(path, {"experiment": name, "code": code, "config": state.configs[name], "zoo_key": state.zkey, "models": state.models_used[name], "results": data})
+    atomic_write_json(path, {"experiment": name, "code": code, "config": dataclasses.asdict(cfg), "seed_offset": offset,
+                             "zoo_key": state.zkey(offset), "models": models, "results": data})
     state.log(f"{stage}: computed in {elapsed:.1f} s (training {training:.1f} s); cached {path}")
     return result_from_json(module, data)  # what is shown is exactly what is cached
+
+
+def _note_models(state: _State, name: str, offset: int, presets: Sequence[str]) -> None:
+    used = state.models_used.setdefault(name, [])
+    used += [(offset, p) for p in presets if (offset, p) not in used]
 
 
 def read_cache(path: Path, code: str) -> Any:
@@ -280,48 +382,75 @@ def versions() -> dict[str, str | None]:
 
 
 def model_record(zoo: Zoo, preset: str) -> dict:
-    """The seeds and sizes of one zoo model, for the run record."""
+    """Every setting of one zoo model, for the run record: data (mix included), seeds, optimizer, schedule, sizes; then the full configs."""
     model_cfg, train_cfg = zoo.configs(preset)
     return {
-        "run": str(zoo.run_dir(preset)),
+        "preset": preset,
+        "seed_offset": zoo.seed_offset,
+        "data": zoo.data_label(preset),
+        "repeat_fraction": train_cfg.repeat_fraction,
         "model_seed": model_cfg.seed,
         "train_seed": train_cfg.seed,
         "steps": train_cfg.steps,
         "batch_size": train_cfg.batch_size,
-        "d_model": model_cfg.d_model,
+        "n_ctx": model_cfg.n_ctx,
+        "tokens": train_cfg.steps * train_cfg.batch_size * model_cfg.n_ctx,
+        "lr": train_cfg.lr,
+        "warmup_steps": train_cfg.warmup_steps,
+        "min_lr_ratio": train_cfg.min_lr_ratio,
+        "weight_decay": train_cfg.weight_decay,
         "n_layers": model_cfg.n_layers,
+        "d_model": model_cfg.d_model,
         "n_heads": model_cfg.n_heads,
         "d_vocab": model_cfg.d_vocab,
-        "n_ctx": model_cfg.n_ctx,
         "positional": model_cfg.positional,
+        "run": str(zoo.run_dir(preset)),
+        "model_config": model_cfg.to_dict(),
+        "train_config": train_cfg.to_dict(),
     }
 
 
+def _models_record(state: _State) -> tuple[dict, dict]:
+    """``({label: model_record}, {data label: [presets]})`` of every model this run used, every seed."""
+    pairs = {pair for used in state.models_used.values() for pair in used}
+    pairs |= {(z.seed_offset, p) for z in _family(state) for p in z.used}
+    models: dict[str, dict] = {}
+    data: dict[str, list[str]] = {}
+    for offset, preset in sorted(pairs):
+        zoo = state.zoo_for(offset)
+        try:
+            models[zoo.label(preset)] = record = model_record(zoo, preset)
+        except Exception as error:  # noqa: BLE001 - the record lists what it can
+            models[zoo.label(preset)] = {"error": str(error)}
+            continue
+        if preset not in data.setdefault(record["data"], []):
+            data[record["data"]].append(preset)
+    return models, data
+
+
 def run_record(state: _State, names: Sequence[str], *, command: str) -> dict:
-    """The run record shown at the end of the report: what ran, on what, with which models and settings."""
+    """The run record shown at the end of the report: what ran, on what, with which models, seeds and settings."""
     commit, dirty = git_commit()
     zoo = state.zoo
-    presets = sorted({p for used in state.models_used.values() for p in used} | set(zoo.used))
-    models = {}
-    for preset in presets:
-        try:
-            models[preset] = model_record(zoo, preset)
-        except Exception as error:  # noqa: BLE001 - the record lists what it can
-            models[preset] = {"error": str(error)}
+    models, data = _models_record(state)
     status = {n: ("failed" if n in state.errors else "cached results" if state.cached.get(n) else "computed") for n in names}
     return {
         "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
         "command": command,
         "quick": state.quick,
+        "seeds": state.seeds,
         "git_commit": commit,
         "git_dirty": dirty,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "corpus_fingerprint": zoo.corpus.describe().get("fingerprint"),
-        "zoo_key": state.zkey,
+        "zoo_key": state.zkey(0),
         "experiments": status,
+        "seeded experiments": {n: [f"+{k}" for k in offsets] for n, offsets in state.seeds_run.items()},
+        "training data": data,
+        "models by experiment": {n: [state.zoo_for(k).label(p) for k, p in used] for n, used in state.models_used.items()},
         "packages": versions(),
         "zoo": zoo.describe(),
-        "models (seeds and sizes)": models,
+        "models": models,
         "experiment configs": state.configs,
     }

@@ -22,10 +22,14 @@ from jaxtyping import Float
 from circuits.analysis.activations.interventions import Ablation
 from circuits.analysis.activations.scores import induction_scores
 from circuits.analysis.common import head_label
+from circuits.analysis.probes import RepeatProbe, probe_scores
 from circuits.analysis.weights.composition import COMPOSITION_KINDS, composition_baseline, composition_scores
 from circuits.analysis.weights.processing import folded_weights
 
-__all__ = ["pick_heads", "mechanism", "summed_ov_accuracy", "top_heads_in_layer", "ablated_induction_scores", "first_order_by_layer"]
+__all__ = [
+    "pick_heads", "mechanism", "summed_ov_accuracy", "top_heads_in_layer", "ablated_induction_scores", "ablated_probe_scores",
+    "first_order_by_layer",
+]
 
 _HEAD = re.compile(r"L(\d+)H\d+")
 
@@ -123,6 +127,20 @@ def ablated_induction_scores(model, before_layer: int, *, seq_len: int, batch: i
         for h in range(model.config.n_heads):
             hooks = Ablation([(l, h)], kind="zero").for_model(model)
             out[head_label(l, h)] = induction_scores(model, seq_len=seq_len, batch=batch, seed=seed, bos=bos, hooks_for_batch=hooks).numpy()
+    return out
+
+
+@torch.no_grad()
+def ablated_probe_scores(model, before_layer: int, probe: RepeatProbe) -> dict[str, np.ndarray]:
+    """:func:`ablated_induction_scores` on a :class:`~circuits.analysis.probes.RepeatProbe` (either layout):
+    every head's induction score ``[layer, head]`` with each head of the layers before ``before_layer`` zero-ablated."""
+    if not 0 <= before_layer <= model.config.n_layers:
+        raise ValueError(f"before_layer={before_layer} is outside 0..{model.config.n_layers} (the model's layers)")
+    out = {}
+    for l in range(before_layer):
+        for h in range(model.config.n_heads):
+            hooks = Ablation([(l, h)], kind="zero").for_model(model)
+            out[head_label(l, h)] = probe_scores(model, probe, hooks_for_batch=hooks).induction.numpy()
     return out
 
 

@@ -13,6 +13,8 @@ An experiment module (``circuits.experiments.<name>``) asks one question::
     class Result(base.Result):              # numbers only: floats, ints, strings, numpy arrays, nested Results
         ...
 
+    SEEDED = True                           # optional: claims tested on several seeds (see "Seeds" below)
+
     def compute(cfg: Config, zoo: Zoo) -> Result     # the only step that reads models (and trains them on first use)
     def figures(result: Result) -> list[Figure]      # drawn with the shared builders of circuits.experiments.plots
     def claims(result: Result) -> list[Claim]        # each verdict a small pure function of the result
@@ -25,6 +27,14 @@ result as JSON (:meth:`Result.to_json` / :meth:`Result.from_json`, exact round t
 figures and claims without recomputing. The dataclasses below (:class:`Figure`, :class:`Claim`,
 :class:`Table`, :class:`Section`) are the contract between this layer, which builds them, and
 the report layer, which only renders them.
+
+Seeds. A module with ``SEEDED = True`` is computed once per seed offset k = 0 .. n-1 (``circuits
+report --seeds n``): with the zoo of offset k (every preset's model and training seed + k,
+:meth:`~circuits.training.zoo.Zoo.with_seed_offset`) and the config of offset k (its ``seed``
+field + k, if it has one: :func:`config_for_seed`; models an experiment trains itself take their
+seed from there). Each seed's result is cached on its own; the section's figures, tables, intro
+and notes are seed 0's, and its claims are :func:`aggregate_claims` of every seed's claims: a
+claim holds only if it holds on every seed on which it could be tested.
 """
 
 from __future__ import annotations
@@ -34,13 +44,17 @@ from dataclasses import dataclass, field
 import math
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from circuits.training.zoo import digest
 
-__all__ = ["Result", "Figure", "Claim", "Table", "Section", "build_section", "result_to_json", "result_from_json", "digest", "config_key"]
+__all__ = [
+    "Result", "Figure", "Claim", "Table", "Section", "build_section", "result_to_json", "result_from_json", "digest", "config_key",
+    "is_seeded", "config_for_seed", "aggregate_claims", "seeds_verdict",
+]
 
 
 # ---- what an experiment returns ---------------------------------------------------------------
@@ -61,8 +75,9 @@ class Claim:
     ``holds`` is ``None`` when the run could not test it (say why in ``measured``); a claim that
     does not hold is reported as such, never dropped. ``value`` is the one number the verdict
     turns on most (for the spread over seeds), ``models`` the zoo models the claim read and
-    ``data`` what those models were trained on, in words. ``seeds_held``/``seeds_tested`` and
-    ``value_range`` are filled in when the runner aggregates the claim over several seeds.
+    ``data`` what those models were trained on, in words. ``seeds_held``/``seeds_tested``/
+    ``seeds_run`` and ``value_range`` are filled in when the runner aggregates the claim over
+    several seeds (:func:`aggregate_claims`); ``None`` for a section computed once.
     """
 
     key: str
@@ -77,6 +92,7 @@ class Claim:
     seeds_held: int | None = None
     seeds_tested: int | None = None
     value_range: tuple[float, float] | None = None
+    seeds_run: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,3 +228,60 @@ def build_section(module: Any, result: Any, cfg: Any = None, zoo: Any = None) ->
         claims=list(module.claims(result)),
         notes=list(module.notes(result)) if hasattr(module, "notes") else [],
     )
+
+
+# ---- several seeds ----------------------------------------------------------------------------
+def is_seeded(module: Any) -> bool:
+    """Whether an experiment module asks for its claims to be tested on several seeds (``SEEDED = True``)."""
+    return getattr(module, "SEEDED", False) is True
+
+
+def config_for_seed(cfg: Any, offset: int) -> Any:
+    """``cfg`` for seed offset ``offset``: its int ``seed`` field (random probes, models it trains itself) + offset; unchanged without one."""
+    if offset == 0 or "seed" not in {f.name for f in dataclasses.fields(cfg)} or not isinstance(cfg.seed, int):
+        return cfg
+    return dataclasses.replace(cfg, seed=cfg.seed + offset)
+
+
+def seeds_verdict(held: int, tested: int) -> bool | None:
+    """A claim over seeds: ``None`` when no seed could test it, else ``True`` only if it held on every tested seed."""
+    if not 0 <= held <= tested:
+        raise ValueError(f"seeds_verdict: held={held} must be between 0 and tested={tested}")
+    return None if tested == 0 else held == tested
+
+
+def aggregate_claims(per_seed: Sequence[Sequence[Claim]]) -> list[Claim]:
+    """One claim per claim key over the seeds' claim lists (seed 0 first): seed 0's text, the verdict over seeds.
+
+    Claims are matched by ``key`` (and order among equal keys); a claim missing from a seed counts
+    as untested there; a claim only some later seeds made is appended after seed 0's. Each claim
+    gets ``seeds_held`` (seeds where it holds), ``seeds_tested`` (where ``holds`` is not ``None``),
+    ``seeds_run`` (``len(per_seed)``), ``value_range`` (min and max of the finite values,
+    ``None`` if none) and ``holds`` = :func:`seeds_verdict`. ``measured`` stays seed 0's.
+    """
+    keyed = [_keyed(claims) for claims in per_seed]
+    order: list[tuple[str, int]] = []
+    for claims in keyed:
+        order += [key for key in claims if key not in order]
+    out = []
+    for key in order:
+        versions = [claims.get(key) for claims in keyed]
+        present = [c for c in versions if c is not None]
+        tested = [c for c in present if c.holds is not None]
+        values = [float(c.value) for c in present if c.value is not None and math.isfinite(c.value)]
+        held = sum(c.holds is True for c in tested)
+        out.append(dataclasses.replace(
+            present[0], holds=seeds_verdict(held, len(tested)), seeds_held=held, seeds_tested=len(tested), seeds_run=len(per_seed),
+            value_range=(min(values), max(values)) if values else None,
+        ))
+    return out
+
+
+def _keyed(claims: Sequence[Claim]) -> dict[tuple[str, int], Claim]:
+    seen: dict[str, int] = {}
+    out = {}
+    for claim in claims:
+        n = seen.get(claim.key, 0)
+        seen[claim.key] = n + 1
+        out[(claim.key, n)] = claim
+    return out

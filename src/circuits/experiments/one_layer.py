@@ -17,25 +17,26 @@ import numpy as np
 import torch
 
 from circuits.analysis.activations.paths import term_importance
-from circuits.analysis.activations.scores import current_token_scores, first_token_scores, induction_scores, previous_token_scores, repeated_tokens_loss
+from circuits.analysis.activations.scores import current_token_scores, first_token_scores, per_position_loss, previous_token_scores
 from circuits.analysis.common import head_labels
 from circuits.analysis.head_roles import copying_heads, positional_heads
+from circuits.analysis.probes import bos_repeats, prefixed_repeats, probe_scores, probe_token_ids, probe_token_rule
 from circuits.analysis.weights.circuit_views import has_position_table, positional_attention, token_block
 from circuits.analysis.weights.eigen import copying_scores, diagonal_accuracy, ov_eigenvalues
 from circuits.analysis.weights.qkov import full_ov_circuit, full_qk_circuit
 from circuits.analysis.weights.trigrams import skip_trigrams
 from circuits.experiments import base, plots
 from circuits.experiments import corpus as _corpus
-from circuits.experiments.base import Claim, Figure, Table
+from circuits.experiments.base import Figure, Table
+from circuits.experiments.one_layer_claims import (  # noqa: F401  (verdicts and claims re-exported)
+    COPYING_THRESHOLD, INDUCTION_MIN_DROP, INDUCTION_MIN_SCORE, beats_bigram_holds, claims, copying_holds, no_induction_holds, shows_induction,
+)
 from circuits.training.zoo import Zoo
 
 NAME = "one_layer"
 TITLE = "One-layer attention-only model: skip-trigrams, copying and positional heads"
+SEEDED = True  #: claims tested on several seeds (circuits report --seeds; see circuits.experiments.base)
 
-#: claim 4 is tested only when the two-layer model itself shows induction: a head scoring this much ...
-INDUCTION_MIN_SCORE = 0.2
-#: ... and a first -> second repeat loss drop (nats) above this
-INDUCTION_MIN_DROP = 0.2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,10 +49,10 @@ class Config:
     n_windows: int = 16  #: validation windows for the path expansion and the attention scores
     n_trigrams: int = 8  #: skip-trigrams listed per head
     n_positions: int = 32  #: query/key positions shown in the positional-attention heatmaps
-    seq_len: int = 50  #: length of the random sequence R in [BOS] + R + R (capped to fit n_ctx)
-    n_sequences: int = 20  #: random repeated sequences for the induction comparison
+    seq_len: int = 50  #: length of the random sequence R (capped at (n_ctx - 1) // 3 so that a natural prefix fits before R + R)
+    n_sequences: int = 20  #: random repeated sequences per layout for the induction comparison
     seed: int = 0  #: seed of the random repeated sequences
-    copying_threshold: float = 0.3  #: a head "copies" when its OV eigenvalue positivity exceeds this
+    copying_threshold: float = COPYING_THRESHOLD  #: a head "copies" when its OV eigenvalue positivity exceeds this (shared with MiniLM's claim)
     positional_threshold: float = 0.5  #: a head is "primarily positional" when its previous + current-token attention exceeds this
     induction_ratio: float = 0.5  #: claim 4 holds when the 1L's best induction score and loss drop stay below this fraction of the 2L's
 
@@ -109,24 +110,34 @@ class SkipTrigram(base.Result):
 
 @dataclass(frozen=True, kw_only=True)
 class Induction(base.Result):
-    """One layer against two on ``[BOS] + R + R``: induction scores and losses."""
+    """One layer against two on repeated random tokens: induction scores and losses after a natural-text prefix (the
+    verdict's probe) and, ``*_bos``, right after BOS (:mod:`circuits.analysis.probes`)."""
 
     seq_len: int
+    layout: str  #: the natural-prefix probe, in words
+    probe_rule: str  #: how R is drawn
     scores_1l: np.ndarray  #: [head]
     scores_2l: np.ndarray  #: [layer, head]
     repeat_loss_1l: np.ndarray  #: [repeat] mean loss of each repeat
     repeat_loss_2l: np.ndarray
-    position_loss_1l: np.ndarray  #: [pos] loss of predicting the token at position pos + 1
+    scores_1l_bos: np.ndarray  #: [head] on [BOS] + R + R
+    scores_2l_bos: np.ndarray  #: [layer, head]
+    repeat_loss_1l_bos: np.ndarray
+    repeat_loss_2l_bos: np.ndarray
+    position_loss_1l: np.ndarray  #: [pos] loss of predicting the token at position pos + 1, on [BOS] + R + R
     position_loss_2l: np.ndarray
 
-    def drops(self) -> tuple[float, float]:
-        """Loss drop (nats) from the first repeat to the second, 1L and 2L."""
-        return self.repeat_loss_1l[0] - self.repeat_loss_1l[1], self.repeat_loss_2l[0] - self.repeat_loss_2l[1]
+    def drops(self, bos: bool = False) -> tuple[float, float]:
+        """Loss drop (nats) from the first repeat to the second, 1L and 2L (``bos=True``: on [BOS] + R + R)."""
+        one, two = (self.repeat_loss_1l_bos, self.repeat_loss_2l_bos) if bos else (self.repeat_loss_1l, self.repeat_loss_2l)
+        return one[0] - one[1], two[0] - two[1]
 
 
 @dataclass(frozen=True, kw_only=True)
 class Result(base.Result):
     quick: bool
+    presets: tuple[str, str, str]  #: the 1L, 0L and 2L zoo models read
+    data_labels: tuple[str, str, str]  #: what each was trained on, in words
     heads: tuple[str, ...]
     d_head: int
     n_windows: int
@@ -167,7 +178,8 @@ def compute(cfg: Config, zoo: Zoo) -> Result:
     with torch.no_grad():
         trigrams = [skip_trigrams(model, tokenizer, 0, h, k=cfg.n_trigrams) for h in range(mcfg.n_heads)]
         return Result(
-            quick=zoo.quick, heads=tuple(head_labels(model)), d_head=mcfg.d_head, n_windows=cfg.n_windows,
+            quick=zoo.quick, presets=(cfg.preset, cfg.preset_0l, cfg.preset_2l),
+            data_labels=tuple(zoo.data_label(p) for p in (cfg.preset, cfg.preset_0l, cfg.preset_2l)), heads=tuple(head_labels(model)), d_head=mcfg.d_head, n_windows=cfg.n_windows,
             n_trigrams=cfg.n_trigrams, copying_threshold=cfg.copying_threshold, positional_threshold=cfg.positional_threshold,
             induction_ratio=cfg.induction_ratio, tokens=tuple(_corpus.token_strs(tokenizer, freq)), token_ids=tuple(freq),
             ov=_np(token_block(full_ov_circuit(model, 0, None), idx)), qk=_np(token_block(full_qk_circuit(model, 0, None), idx)),
@@ -178,7 +190,7 @@ def compute(cfg: Config, zoo: Zoo) -> Result:
                                  for t in table) for table in trigrams),
             trigram_copy_share=np.array([sum(t.source == t.output for t in table) / max(1, len(table)) for table in trigrams], dtype=float),
             val_loss_1l=_final_val_loss(zoo, cfg.preset), val_loss_0l=_final_val_loss(zoo, cfg.preset_0l),
-            induction=_induction(cfg, model, zoo.model(cfg.preset_2l)[0], tokenizer.bos_id),
+            induction=_induction(cfg, model, zoo.model(cfg.preset_2l)[0], data),
         )
 
 
@@ -218,83 +230,20 @@ def _attention(model, windows: torch.Tensor, n_positions: int) -> Attention:
     )
 
 
-def _induction(cfg: Config, model, model_2l, bos: int) -> Induction:
-    """Induction scores and repeated-token losses of the 1L and 2L models on the same ``[BOS] + R + R`` batch."""
-    seq_len = min(cfg.seq_len, (model.config.n_ctx - 1) // 2, (model_2l.config.n_ctx - 1) // 2)
-    kwargs = dict(seq_len=seq_len, n_repeats=2, batch=cfg.n_sequences, seed=cfg.seed, bos=bos)
-    rep_1l, rep_2l = repeated_tokens_loss(model, **kwargs), repeated_tokens_loss(model_2l, **kwargs)
+def _induction(cfg: Config, model, model_2l, data) -> Induction:
+    """Induction scores and repeated-token losses of the 1L and 2L models on the same probes: natural prefix + R + R and [BOS] + R + R."""
+    seq_len = min(cfg.seq_len, (model.config.n_ctx - 1) // 3, (model_2l.config.n_ctx - 1) // 3)
+    allowed = probe_token_ids(data.train, model.config.d_vocab, data.bos_id)
+    common = dict(batch=cfg.n_sequences, seed=cfg.seed, bos=data.bos_id)
+    prefix = prefixed_repeats(allowed, data.val, seq_len, 2, n_ctx=min(model.config.n_ctx, model_2l.config.n_ctx), **common)
+    classic = bos_repeats(allowed, seq_len, 2, **common)
+    (p1, p2), (b1, b2) = [(probe_scores(model, p), probe_scores(model_2l, p)) for p in (prefix, classic)]
     return Induction(
-        seq_len=seq_len, scores_1l=_np(induction_scores(model, **kwargs)[0]), scores_2l=_np(induction_scores(model_2l, **kwargs)),
-        repeat_loss_1l=_np(rep_1l.per_repeat), repeat_loss_2l=_np(rep_2l.per_repeat),
-        position_loss_1l=_np(rep_1l.per_position), position_loss_2l=_np(rep_2l.per_position),
-    )
-
-
-# ---- claims -----------------------------------------------------------------------------------
-def beats_bigram_holds(val_loss_1l: float, val_loss_0l: float) -> bool | None:
-    """Claim 2: the one-layer model's validation loss is below the zero-layer model's (``None`` when either is missing)."""
-    return bool(val_loss_1l < val_loss_0l) if math.isfinite(val_loss_0l) and math.isfinite(val_loss_1l) else None
-
-
-def copying_holds(n_copying: int, n_heads: int, init_mean_abs: float, threshold: float) -> bool:
-    """Claim 3: most heads copy (``n_copying > n_heads / 2``) and at initialisation the mean |copying score| is below ``threshold``."""
-    return bool(n_copying > n_heads / 2 and init_mean_abs < threshold)
-
-
-def shows_induction(best_score: float, loss_drop: float) -> bool:
-    """The reference (two-layer) model does induction: some head's induction score and its repeat loss drop are clear."""
-    return bool(best_score >= INDUCTION_MIN_SCORE and loss_drop > INDUCTION_MIN_DROP)
-
-
-def no_induction_holds(best_1l: float, best_2l: float, drop_1l: float, drop_2l: float, ratio: float) -> bool | None:
-    """Claim 4: the 1L's best induction score and loss drop both stay below ``ratio`` times the 2L's (``None``: the 2L shows no induction)."""
-    if not shows_induction(best_2l, drop_2l):
-        return None
-    return bool(best_1l < ratio * best_2l and drop_1l < ratio * drop_2l)
-
-
-def claims(result: Result) -> list[Claim]:
-    return [beats_bigram_claim(result), copying_claim(result), no_induction_claim(result)]
-
-
-def beats_bigram_claim(result: Result) -> Claim:
-    l0, l1 = result.val_loss_0l, result.val_loss_1l
-    return Claim(
-        key="one_layer_beats_bigram",
-        statement="A one-layer attention-only model's loss is below the zero-layer (bigram) model's on the same data",
-        source="Framework paper, one-layer section; papers.md §6 claim 2",
-        paper_value="1L loss < 0L loss",
-        measured=f"validation loss 1L {l1:.3f} vs 0L {l0:.3f} (same validation windows)",
-        holds=beats_bigram_holds(l1, l0),
-    )
-
-
-def copying_claim(result: Result) -> Claim:
-    c, n_heads = result.copying, len(result.heads)
-    init_mean = float(np.abs(c.scores_init).mean())
-    return Claim(
-        key="one_layer_copying",
-        statement="Most heads of a trained one-layer model copy: Σλ/Σ|λ| of W_U W_OV W_E clearly > 0, against ≈ 0 at random initialisation",
-        source="Framework paper, copying matrix; papers.md §6 claim 3",
-        paper_value="10 of 12 heads copy; ≈ 0 at initialisation",
-        measured=(f"{result.n_copying} of {n_heads} heads > {result.copying_threshold} (scores {', '.join(f'{s:+.2f}' for s in c.scores)}); "
-                  f"initialisation mean |score| {init_mean:.2f}"),
-        holds=copying_holds(result.n_copying, n_heads, init_mean, result.copying_threshold),
-    )
-
-
-def no_induction_claim(result: Result) -> Claim:
-    ind = result.induction
-    (best_1l, best_2l), (drop_1l, drop_2l) = (ind.scores_1l.max(), ind.scores_2l.max()), ind.drops()
-    untested = "" if shows_induction(best_2l, drop_2l) else " (untested: the 2L model itself shows no induction on this run)"
-    return Claim(
-        key="one_layer_no_induction",
-        statement="A one-layer model has no induction: on [BOS] + R + R its second-repeat loss drops only modestly, and no head's induction score is near the two-layer model's",
-        source="In-context Learning paper, arguments 1–2; Framework paper; papers.md §6 claim 4",
-        paper_value="1L: little drop, no induction head; 2L: large drop, induction heads",
-        measured=(f"best induction score 1L {best_1l:.2f} vs 2L {best_2l:.2f}; loss drop first → second repeat 1L {drop_1l:.2f} "
-                  f"vs 2L {drop_2l:.2f} nats{untested}"),
-        holds=no_induction_holds(best_1l, best_2l, drop_1l, drop_2l, result.induction_ratio),
+        seq_len=seq_len, layout=prefix.describe(), probe_rule=probe_token_rule(len(allowed), model.config.d_vocab),
+        scores_1l=_np(p1.induction[0]), scores_2l=_np(p2.induction), repeat_loss_1l=_np(p1.loss_per_repeat), repeat_loss_2l=_np(p2.loss_per_repeat),
+        scores_1l_bos=_np(b1.induction[0]), scores_2l_bos=_np(b2.induction),
+        repeat_loss_1l_bos=_np(b1.loss_per_repeat), repeat_loss_2l_bos=_np(b2.loss_per_repeat),
+        position_loss_1l=_np(per_position_loss(model, classic.tokens)), position_loss_2l=_np(per_position_loss(model_2l, classic.tokens)),
     )
 
 
@@ -447,9 +396,11 @@ def repeated_tokens_figure(result: Result) -> Figure:
         key="repeated_tokens",
         title="Loss on repeated random tokens: one layer vs two",
         caption=(
-            f"Loss at each position of [BOS] + R + R ({ind.seq_len} random tokens, repeated once). First → second repeat: 1L "
-            f"{ind.repeat_loss_1l[0]:.2f} → {ind.repeat_loss_1l[1]:.2f}, 2L {ind.repeat_loss_2l[0]:.2f} → {ind.repeat_loss_2l[1]:.2f} nats. "
-            f"Best induction score: 1L {ind.scores_1l.max():.2f}, 2L {ind.scores_2l.max():.2f}."
+            f"Loss at each position of [BOS] + R + R ({ind.seq_len} random tokens, repeated once; {ind.probe_rule}). First → second "
+            f"repeat: 1L {ind.repeat_loss_1l_bos[0]:.2f} → {ind.repeat_loss_1l_bos[1]:.2f}, 2L {ind.repeat_loss_2l_bos[0]:.2f} → "
+            f"{ind.repeat_loss_2l_bos[1]:.2f} nats; after a natural prefix ({ind.layout}) 1L {ind.repeat_loss_1l[0]:.2f} → "
+            f"{ind.repeat_loss_1l[1]:.2f}, 2L {ind.repeat_loss_2l[0]:.2f} → {ind.repeat_loss_2l[1]:.2f}. Best induction score after a "
+            f"natural prefix: 1L {ind.scores_1l.max():.2f}, 2L {ind.scores_2l.max():.2f}."
         ),
         fig=fig,
     )
@@ -458,12 +409,14 @@ def repeated_tokens_figure(result: Result) -> Figure:
 def induction_scores_figure(result: Result) -> Figure:
     ind = result.induction
     labels = [f"1L {h}" for h in result.heads] + [f"2L L{l}H{h}" for l in range(ind.scores_2l.shape[0]) for h in range(ind.scores_2l.shape[1])]
+    series = {"natural prefix + R + R": list(ind.scores_1l) + list(ind.scores_2l.reshape(-1)),
+              "[BOS] + R + R": list(ind.scores_1l_bos) + list(ind.scores_2l_bos.reshape(-1))}
     return Figure(
         key="induction_scores",
         title="Induction scores, one layer vs two",
-        caption="Mean attention from each token of the second repeat to the token after its earlier copy (offset −(T−1)), for every head of the 1L and 2L models.",
-        fig=plots.bars(labels, {"induction score": list(ind.scores_1l) + list(ind.scores_2l.reshape(-1))}, title="Induction score per head",
-                       x_title="head", y_title="score"),
+        caption=("Mean attention from each token of the second repeat to the token after its earlier copy (offset −(T−1)), for every "
+                 f"head of the 1L and 2L models, after a natural-text prefix ({ind.layout}) and right after BOS."),
+        fig=plots.bars(labels, series, title="Induction score per head", x_title="head", y_title="score"),
     )
 
 

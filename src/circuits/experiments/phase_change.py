@@ -1,13 +1,19 @@
 """The induction-head phase change over training (In-context Learning paper, Arguments 1-3).
 
 Over the dense checkpoints of the 1L, 2L and smeared-key models (trained on the same batches in
-the same order), we measure at every checkpoint: the in-context-learning score, the
-prefix-matching score of every head, the loss (and its rate of decrease: the "bump"), the loss at
-each context index, and a per-token loss vector whose principal components give each model's
-trajectory. From the ICL curve we detect the phase-change window and test whether the other
-signals move inside it, whether the 1L control lacks them and whether smeared keys bring them to
-one layer (and earlier to two). On the final 2L checkpoint, pattern-preserving ablations of each
-head test that the induction heads carry the in-context learning.
+the same order), and of a 2L model trained on the corpus alone (the control that shows what the
+copied-span augmentation of the other models changes), we measure at every checkpoint: the
+in-context-learning score, the prefix-matching score of every head, the loss (and its rate of
+decrease: the "bump"), the loss at each context index, and a per-token loss vector whose
+principal components give each model's trajectory.
+
+The phase-change window is the quarter of training (the paper's 2.5-5B of 10B tokens) over which
+the main model's ICL score gains most. The numbers the claims read (ICL levels, log-index slopes,
+ablation effects) are measured again on a larger set of evaluation windows at the few checkpoints
+they need, each with a 95% bootstrap interval over windows; the per-checkpoint prefix-matching
+score has one over probe sequences (:mod:`circuits.analysis.uncertainty`). On the final 2L
+checkpoint, pattern-preserving ablations of each head test that the induction heads carry the
+in-context learning. Figures and tables: :mod:`circuits.experiments.phase_change_figures`.
 """
 
 from __future__ import annotations
@@ -20,42 +26,52 @@ import numpy as np
 import torch
 
 from circuits.analysis import trajectory as traj
+from circuits.analysis import uncertainty as unc
 from circuits.analysis.activations.head_picks import induction_layers, per_token_loss, pick_induction_heads, pick_previous_token_head
-from circuits.analysis.activations.icl import CheckpointMetrics, checkpoint_metrics, sample_token_indices
+from circuits.analysis.activations.icl import checkpoint_metrics, log_index_start, log_index_weights, sample_token_indices, window_icl
 from circuits.analysis.activations.interventions import Ablation
+from circuits.analysis.activations.per_sequence import RowTargets, probe_seq_len, row_targets
+from circuits.analysis.probes import prefixed_repeats, probe_token_ids, probe_token_rule
 from circuits.experiments import base
-from circuits.experiments import plots
-from circuits.experiments.base import Figure, Table
+from circuits.experiments.corpus import token_data
+from circuits.experiments.estimates import Estimate
 from circuits.experiments.phase_change_claims import claims  # noqa: F401  (the section's claims, re-exported)
-from circuits.experiments.util import band_icl, eval_tokens, fmt, icl_bands, training_data_note
+from circuits.experiments.phase_change_figures import figures, intro, notes, tables  # noqa: F401  (re-exported)
+from circuits.experiments.util import band_icl, eval_tokens, icl_bands, training_data_note
 from circuits.training.checkpoint import load
 from circuits.training.zoo import Zoo
 
 NAME = "phase_change"
 TITLE = "The induction-head phase change over training"
+SEEDED = True  #: claims tested on several seeds (circuits report --seeds; see circuits.experiments.base)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """Settings of the phase-change analysis (defaults: the full report)."""
 
-    presets: tuple[str, ...] = ("attn-only-1l", "attn-only-2l", "attn-only-1l-smeared", "attn-only-2l-smeared")  #: models compared
+    presets: tuple[str, ...] = (
+        "attn-only-1l", "attn-only-2l", "attn-only-2l-corpus", "attn-only-1l-smeared", "attn-only-2l-smeared",
+    )  #: models compared
     main: str = "attn-only-2l"  #: the model whose window is detected and ablated
     control: str = "attn-only-1l"  #: the 1L control
+    corpus_control: str = "attn-only-2l-corpus"  #: the main model's architecture trained on the corpus alone
     smeared_1l: str = "attn-only-1l-smeared"
     smeared_2l: str = "attn-only-2l-smeared"
-    eval_windows: int = 512  #: fixed validation windows evaluated at every checkpoint (fewer make the per-position losses, hence ICL, too noisy)
+    eval_windows: int = 512  #: validation windows evaluated at every checkpoint (the curves; a subset of claim_windows)
+    claim_windows: int = 2048  #: validation windows of the numbers the claims read, at a few checkpoints (95% interval about ±0.08 nats on ICL)
     pairs_per_example: int = 8  #: (example, index) pairs per window in the per-token loss vectors
-    induction_seq_len: int = 25  #: T of [BOS] + R + R for induction scores (capped to fit n_ctx)
-    prefix_seq_len: int = 25  #: T of [BOS] + R x 4 for prefix-matching scores (the paper's 25; capped to fit n_ctx)
-    score_batch: int = 4  #: random sequences per checkpoint for induction and prefix-matching scores
+    prefix_seq_len: int = 25  #: T of the R x 4 prefix-matching probe (the paper's 25; capped so R x 4 fills at most 4/5 of the context)
+    probe_sequences: int = 64  #: probe sequences per checkpoint for prefix matching (95% interval about ±0.03 on the final score)
+    window_fraction: float = 0.25  #: width of the phase-change window as a share of training (the paper's 2.5B-5B of 10B tokens)
     induction_threshold: float = 0.3  #: final prefix-matching score at which a head counts as an induction head
     ablate: bool = True  #: pattern-preserving ablations of the final main model (claims 16-17)
+    n_boot: int = unc.N_BOOT  #: bootstrap resamples per interval
     seed: int = 0
 
     @classmethod
     def quick(cls) -> "Config":
-        return cls(eval_windows=4, pairs_per_example=4, induction_seq_len=10, prefix_seq_len=6, score_batch=2)
+        return cls(eval_windows=4, claim_windows=8, pairs_per_example=4, prefix_seq_len=6, probe_sequences=4, n_boot=50)
 
 
 # ---- the typed result --------------------------------------------------------------------------
@@ -90,26 +106,31 @@ class ModelTrajectory(base.Result):
     total_steps: int
     n_layers: int
     n_heads: int
-    prefix_seq_len: int  #: T of the prefix-matching sequences actually used (capped to fit n_ctx)
-    icl: np.ndarray  # [checkpoint] banded ICL score (late minus early loss; negative = in-context learning)
+    prefix_seq_len: int  #: T of the prefix-matching probe actually used (capped to fit n_ctx)
+    icl: np.ndarray  # [checkpoint] banded ICL score on the curve windows (late minus early loss; negative = in-context learning)
+    icl_ci: np.ndarray  # [checkpoint, 2] 95% bootstrap interval of |ICL| over the curve windows
     icl_single: np.ndarray  # [checkpoint] ICL score at the two scaled single indices
     loss: np.ndarray  # [checkpoint] mean validation loss
     per_position_loss: np.ndarray  # [checkpoint, pos - 1] loss of predicting token i at entry i - 1
-    prefix_matching: np.ndarray  # [checkpoint, layer, head]
-    induction: np.ndarray  # [checkpoint, layer, head]
+    prefix_matching: np.ndarray  # [checkpoint, layer, head] mean over the probe sequences
     previous_token: np.ndarray  # [checkpoint, layer, head]
     pm_max: np.ndarray  # [checkpoint] highest prefix-matching score of the heads that can be induction heads
+    pm_ci: np.ndarray  # [checkpoint, 2] 95% bootstrap interval of pm_max over the probe sequences
     pca: np.ndarray  # [checkpoint, 2] per-token loss vector on the joint top two principal components
     train_steps: tuple[int, ...]
     train_loss: np.ndarray  # [logged step] training loss
     icl_rise: Rise  # of |ICL|
     pm_rise: Rise  # of pm_max
+    icl_t50_ci: tuple[float, float] | None  #: 95% interval of icl_rise.t50 (None: not resolved)
+    pm_t50_ci: tuple[float, float] | None
+    window: tuple[int, int]  #: (start, end) steps of the densest window_fraction of training of the |ICL| curve
     bump: Bump
     pivot_step: int | None  #: checkpoint where the PCA trajectory turns most
     pivot_angle: float | None
-    before_step: int  #: last checkpoint before the ICL window
-    slope_before: float  #: d loss / d ln(index) beyond the early band, at before_step (nats per e-fold)
+    before_step: int  #: last checkpoint before the prefix-matching rise (claim 18's "before")
+    slope_before: float  #: d loss / d ln(index) beyond the log-index start, at before_step (nats per e-fold; curve windows)
     slope_after: float  #: the same at the last checkpoint
+    final_icl_claim: Estimate  #: |ICL| of the last checkpoint on the claim windows
 
     @property
     def tokens(self) -> np.ndarray:
@@ -118,8 +139,35 @@ class ModelTrajectory(base.Result):
 
     @property
     def final_icl(self) -> float:
-        """|ICL| of the last checkpoint (the score's sign flipped)."""
+        """|ICL| of the last checkpoint on the curve windows (the score's sign flipped)."""
         return -self.icl[-1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhaseWindow(base.Result):
+    """Claim 12's measurements on the claim windows: |ICL| at the window's start and end and at the end of training."""
+
+    start_step: int
+    end_step: int
+    width: float  #: the window's largest allowed width, as a share of training
+    icl_start: Estimate
+    icl_end: Estimate
+    icl_final: Estimate
+    formed: Estimate  #: (end - start) / final: the share of the final |ICL| formed in the window
+    change_after: Estimate  #: |final - end| / final: the change after the window, as a share of the final |ICL|
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogIndex(base.Result):
+    """Claim 18: slopes of loss against ln(index) on the claim windows, before the prefix-matching rise and at the end."""
+
+    first: int  #: first token index of the slope
+    first_note: str
+    last_efold: int  #: first index of the context's last e-fold (n_pos - 1) / e
+    before_step: int
+    slope_before: Estimate  #: nats per e-fold, indices first..end, at before_step
+    slope_after: Estimate  #: the same at the last checkpoint
+    slope_after_end: Estimate  #: the last checkpoint, indices last_efold..end ("to the end of the context")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,15 +180,18 @@ class LossGap(base.Result):
 
 @dataclass(frozen=True, kw_only=True)
 class AblationStudy(base.Result):
-    """Pattern-preserving zero ablation of each head (and of head groups) of the final main model."""
+    """Pattern-preserving zero ablation of each head (and of head groups) of the final main model, on the claim windows."""
 
     labels: tuple[str, ...]  # "L{l}H{h}" for each head, then "induction heads", "induction + previous-token heads"
     icl_delta: np.ndarray  # [ablation] ICL score ablated minus clean (positive = less ICL)
+    icl_delta_ci: np.ndarray  # [ablation, 2] its 95% bootstrap interval over windows
     dot: np.ndarray  # [ablation] before-and-after vector · per-token loss change of the ablation
-    clean_icl: float
+    clean_icl: Estimate  #: signed ICL score of the clean model (negative = in-context learning)
+    removed: Estimate  #: share of the clean |ICL| that ablating the induction heads removes
     induction_heads: tuple[tuple[int, int], ...]
     previous_token_head: tuple[int, int]
-    phase_steps: tuple[int, int]  #: checkpoints of the before-and-after vector
+    phase_steps: tuple[int, int]  #: checkpoints of the before-and-after vector (the phase-change window)
+    windows: int  #: evaluation windows
 
     @property
     def induction_labels(self) -> set[str]:
@@ -149,17 +200,23 @@ class AblationStudy(base.Result):
 
 @dataclass(frozen=True, kw_only=True)
 class Result(base.Result):
-    """Everything the phase-change section shows: per-model trajectories, the joint PCA, the loss gap and the ablations."""
+    """Everything the phase-change section shows: per-model trajectories, the joint PCA, the window, the loss gap and the ablations."""
 
     presets: tuple[str, ...]
     main: str
     control: str
+    corpus_control: str
     smeared_1l: str
     smeared_2l: str
     induction_threshold: float
     eval_windows: int
+    claim_windows: int
+    probe_sequences: int
     quick: bool
     data_note: str | None  #: what the corpus models trained on (training_data_note of the main model)
+    data_labels: dict[str, str]  #: preset -> what it trained on, in words
+    probe_rule: str  #: how the prefix-matching probe's random tokens are drawn
+    probe_layout: str
     n_pos: int
     late: tuple[int, ...]  #: token indices of the late ICL band
     early: tuple[int, ...]  #: token indices of the early ICL band
@@ -167,6 +224,8 @@ class Result(base.Result):
     band_note: str
     pca_explained: np.ndarray  # [2] fractions of variance of the two principal components
     models: dict[str, ModelTrajectory]
+    phase: PhaseWindow | None
+    log_index: LogIndex | None
     loss_gap: LossGap | None
     ablation: AblationStudy | None
     seconds: float
@@ -178,10 +237,36 @@ class Result(base.Result):
 
 # ---- compute -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class _Setup:
+    """What every model is evaluated on: the claim and curve windows, the loss-vector pairs, the probe and the ICL bands."""
+
+    claim_text: torch.Tensor  # [claim window, pos]
+    stride: int  # curve windows = claim_text[::stride]
+    text: torch.Tensor  # [curve window, pos]
+    pairs: torch.Tensor
+    targets: RowTargets
+    probe_rule: str
+    late: list[int]
+    early: list[int]
+    band_note: str
+    slope_first: int
+    slope_note: str
+    n_boot: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class _Run:
     """A model's checkpoint metrics and training facts, before the joint PCA."""
 
-    metrics: CheckpointMetrics
+    steps: list[int]
+    per_position_loss: np.ndarray  # [checkpoint, pos - 1]
+    loss_vectors: np.ndarray  # [checkpoint, n_pairs]
+    icl_single: np.ndarray
+    icl_note: str
+    icl_windows: np.ndarray  # [checkpoint, window] |ICL| of each curve window
+    pm_rows: np.ndarray  # [checkpoint, sequence, layer, head]
+    previous_token: np.ndarray
     n_layers: int
     n_heads: int
     tokens_per_step: int
@@ -191,53 +276,129 @@ class _Run:
     train_loss: np.ndarray
 
 
-def _evaluation_set(cfg: Config, zoo: Zoo) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed validation windows of the first model's corpus and the (example, index) pairs of the per-token loss vectors."""
+def _setup(cfg: Config, zoo: Zoo) -> _Setup:
+    """The fixed evaluation windows (curve windows a subset of the claim windows), loss-vector pairs and prefix-matching probe."""
     name = cfg.presets[0]
-    _, tok = load(zoo.checkpoints(name)[0][1])
-    text = eval_tokens(zoo, name, tok, cfg.eval_windows)
+    model, tok = load(zoo.checkpoints(name)[0][1])
+    claim_text = eval_tokens(zoo, name, tok, max(cfg.claim_windows, cfg.eval_windows))
+    stride = max(1, claim_text.shape[0] // cfg.eval_windows)
+    text = claim_text[::stride][: cfg.eval_windows]
     pairs = sample_token_indices(text.shape[0], text.shape[1], cfg.seed, per_example=min(cfg.pairs_per_example, text.shape[1] - 1))
-    return text, pairs
+    data, n_ctx = token_data(zoo, name, tok), model.config.n_ctx
+    allowed = probe_token_ids(data.train, model.config.d_vocab, data.bos_id)
+    probe = prefixed_repeats(allowed, data.val, probe_seq_len(n_ctx, 4, cfg.prefix_seq_len), 4, cfg.probe_sequences, cfg.seed,
+                             data.bos_id, n_ctx)
+    late, early, band_note = icl_bands(text.shape[1])
+    first, first_note = log_index_start(text.shape[1])
+    return _Setup(
+        claim_text=claim_text, stride=stride, text=text, pairs=pairs, targets=row_targets(probe, ("prefix_matching",)),
+        probe_rule=probe_token_rule(len(allowed), model.config.d_vocab), late=late, early=early,
+        band_note=band_note, slope_first=first, slope_note=first_note, n_boot=cfg.n_boot, seed=cfg.seed,
+    )
 
 
-def _run(cfg: Config, zoo: Zoo, name: str, text: torch.Tensor, pairs: torch.Tensor) -> _Run:
-    """Every checkpoint of ``name`` on the evaluation set and on repeated random sequences."""
+def _run(cfg: Config, zoo: Zoo, name: str, setup: _Setup) -> _Run:
+    """Every checkpoint of ``name`` on the curve windows and on the prefix-matching probe."""
     checkpoints = zoo.checkpoints(name)
-    model0, tok = load(checkpoints[0][1])
-    n_ctx = model0.config.n_ctx
-    ind_kw = dict(seq_len=min(cfg.induction_seq_len, (n_ctx - 1) // 2), batch=cfg.score_batch, seed=cfg.seed, bos=tok.bos_id)
-    pm_kw = dict(seq_len=min(cfg.prefix_seq_len, (n_ctx - 1) // 4), batch=cfg.score_batch, seed=cfg.seed, bos=tok.bos_id)
+    model0, _ = load(checkpoints[0][1])
     stream = ((step, load(path)[0]) for step, path in checkpoints)
-    metrics = checkpoint_metrics(stream, text, pairs=pairs, induction=ind_kw, prefix_matching=pm_kw)
+    cm = checkpoint_metrics(stream, setup.text, pairs=setup.pairs, probes={"pm": setup.targets}, keep_window_loss=True)
     _, train_cfg = zoo.configs(name)
     train = [(m["step"], m["train_loss"]) for m in zoo.metrics(name) if m.get("kind") == "train"]
     return _Run(
-        metrics=metrics, n_layers=model0.config.n_layers, n_heads=model0.config.n_heads, tokens_per_step=train_cfg.batch_size * n_ctx,
-        total_steps=train_cfg.steps, prefix_seq_len=pm_kw["seq_len"], train_steps=tuple(t[0] for t in train),
+        steps=list(cm.steps), per_position_loss=cm.per_position_loss.double().numpy(), loss_vectors=cm.loss_vectors.double().numpy(),
+        icl_single=cm.icl.double().numpy(), icl_note=cm.indices.note, icl_windows=-window_icl(cm.window_loss.numpy(), setup.late, setup.early),
+        pm_rows=cm.probe_rows["pm"]["prefix_matching"].numpy(), previous_token=cm.previous_token.numpy(),
+        n_layers=model0.config.n_layers, n_heads=model0.config.n_heads, tokens_per_step=train_cfg.batch_size * model0.config.n_ctx,
+        total_steps=train_cfg.steps, prefix_seq_len=setup.targets.probe.seq_len, train_steps=tuple(t[0] for t in train),
         train_loss=np.array([t[1] for t in train], dtype=float),
     )
 
 
-def _trajectory(run: _Run, pca: np.ndarray, late: list[int], early: list[int]) -> ModelTrajectory:
-    """A model's curves and their features: ICL and prefix-matching rises, the loss bump, the PCA turn, the log-index slopes."""
-    cm = run.metrics
-    steps = np.array(cm.steps)
-    ppl, loss = cm.per_position_loss.double().numpy(), cm.loss.double().numpy()
-    icl = band_icl(ppl, late, early)
-    pm = cm.prefix_matching.numpy()
-    pm_max = pm[:, induction_layers(run.n_layers)].reshape(len(steps), -1).max(-1)
+def _intervals(run: _Run, steps: np.ndarray, n_boot: int, seed: int) -> dict:
+    """Per-checkpoint 95% intervals of |ICL| (over windows) and of the best prefix-matching head (over probe sequences), and of their t50."""
+    icl, icl_lo, icl_hi = unc.mean_interval(run.icl_windows, axis=1, n_boot=n_boot, seed=seed)
+    heads = run.pm_rows[:, :, induction_layers(run.n_layers)].reshape(len(steps), run.pm_rows.shape[1], -1)
+    pm_max, pm_lo, pm_hi = unc.max_interval(heads, unit_axis=1, over=(2,), n_boot=n_boot, seed=seed)
+    icl_curves = unc.resampled_means(run.icl_windows, 1, n_boot, seed)  # [n_boot, checkpoint]
+    pm_curves = unc.resampled_means(heads, 1, n_boot, seed).max(-1)
+    return dict(icl_ci=np.stack([icl_lo, icl_hi], -1), pm_max=pm_max, pm_ci=np.stack([pm_lo, pm_hi], -1),
+                icl_t50_ci=traj.rise_step_interval(steps, icl_curves), pm_t50_ci=traj.rise_step_interval(steps, pm_curves))
+
+
+def _trajectory(cfg: Config, run: _Run, pca: np.ndarray, setup: _Setup, final_icl_claim: Estimate) -> ModelTrajectory:
+    """A model's curves and their features: ICL and prefix-matching rises, the window, the loss bump, the PCA turn, the log-index slopes."""
+    steps, ppl = np.array(run.steps), run.per_position_loss
+    icl = band_icl(ppl, setup.late, setup.early)
+    ci = _intervals(run, steps, cfg.n_boot, cfg.seed)
     start = max(1, int(0.05 * run.total_steps))
-    icl_rise = traj.rise_steps(steps, -icl)
-    before = traj.index_before(steps, icl_rise.t10)
-    pivot, bump = traj.pivot(pca, steps, start), traj.bump(steps, loss, start)
+    pm_rise = traj.rise_steps(steps, ci["pm_max"])
+    before = traj.index_before(steps, pm_rise.t10)
+    window = traj.densest_window(steps, -icl, cfg.window_fraction * run.total_steps)
+    pivot, bump = traj.pivot(pca, steps, start), traj.bump(steps, ppl.mean(-1), start)
     return ModelTrajectory(
         steps=tuple(int(s) for s in steps), tokens_per_step=run.tokens_per_step, total_steps=run.total_steps, n_layers=run.n_layers,
-        n_heads=run.n_heads, prefix_seq_len=run.prefix_seq_len, icl=icl, icl_single=cm.icl.double().numpy(), loss=loss,
-        per_position_loss=ppl, prefix_matching=pm, induction=cm.induction.numpy(), previous_token=cm.previous_token.numpy(),
-        pm_max=pm_max, pca=pca, train_steps=run.train_steps, train_loss=run.train_loss,
-        icl_rise=Rise(**dataclasses.asdict(icl_rise)), pm_rise=Rise(**dataclasses.asdict(traj.rise_steps(steps, pm_max))),
+        n_heads=run.n_heads, prefix_seq_len=run.prefix_seq_len, icl=icl, icl_ci=ci["icl_ci"], icl_single=run.icl_single,
+        loss=ppl.mean(-1), per_position_loss=ppl, prefix_matching=run.pm_rows.mean(1), previous_token=run.previous_token,
+        pm_max=ci["pm_max"], pm_ci=ci["pm_ci"], pca=pca, train_steps=run.train_steps, train_loss=run.train_loss,
+        icl_rise=Rise(**dataclasses.asdict(traj.rise_steps(steps, -icl))), pm_rise=Rise(**dataclasses.asdict(pm_rise)),
+        icl_t50_ci=ci["icl_t50_ci"], pm_t50_ci=ci["pm_t50_ci"], window=(int(steps[window.start]), int(steps[window.end])),
         bump=Bump(**dataclasses.asdict(bump)), pivot_step=pivot.step, pivot_angle=pivot.angle, before_step=int(steps[before]),
-        slope_before=traj.log_index_slope(ppl[before], early[0]), slope_after=traj.log_index_slope(ppl[-1], early[0]),
+        slope_before=float(ppl[before] @ log_index_weights(ppl.shape[1] + 1, setup.slope_first)),
+        slope_after=float(ppl[-1] @ log_index_weights(ppl.shape[1] + 1, setup.slope_first)), final_icl_claim=final_icl_claim,
+    )
+
+
+class _ClaimWindows:
+    """Per-window losses of chosen checkpoints on the claim windows, computed once per (model, step)."""
+
+    def __init__(self, zoo: Zoo, setup: _Setup):
+        self.zoo, self.setup, self.cache = zoo, setup, {}
+
+    def loss(self, name: str, step: int) -> torch.Tensor:
+        """``[claim window, pos - 1]`` losses of checkpoint ``step`` of ``name``."""
+        if (name, step) not in self.cache:
+            path = dict(self.zoo.checkpoints(name))[step]
+            self.cache[(name, step)] = per_token_loss(load(path)[0], self.setup.claim_text, chunk=64)
+        return self.cache[(name, step)]
+
+    def icl(self, name: str, step: int) -> np.ndarray:
+        """|ICL| of each claim window."""
+        return -window_icl(self.loss(name, step).double().numpy(), self.setup.late, self.setup.early)
+
+    def slope(self, name: str, step: int, first: int) -> np.ndarray:
+        """Each claim window's slope of loss against ln(index) from index ``first`` to the end (nats per e-fold)."""
+        loss = self.loss(name, step).double().numpy()
+        return loss @ log_index_weights(loss.shape[1] + 1, first)
+
+
+def _mean(values: np.ndarray, setup: _Setup) -> Estimate:
+    """The mean of per-window ``values`` and its 95% bootstrap interval over windows."""
+    return Estimate.of(unc.joint_interval(lambda v: v, values, n_boot=setup.n_boot, seed=setup.seed))
+
+
+def _phase_window(cfg: Config, main: ModelTrajectory, claim: _ClaimWindows, name: str) -> PhaseWindow:
+    """Claim 12 on the claim windows: |ICL| at the window's ends and at the end of training, the share formed in it, the change after it."""
+    start, end, final = (claim.icl(name, s) for s in (*main.window, main.steps[-1]))
+    kw = dict(n_boot=cfg.n_boot, seed=cfg.seed)
+    return PhaseWindow(
+        start_step=main.window[0], end_step=main.window[1], width=cfg.window_fraction,
+        icl_start=_mean(start, claim.setup), icl_end=_mean(end, claim.setup), icl_final=_mean(final, claim.setup),
+        formed=Estimate.of(unc.joint_interval(lambda a, b, f: (b - a) / f, start, end, final, **kw)),
+        change_after=Estimate.of(unc.joint_interval(lambda b, f: np.abs(f - b) / f, end, final, **kw)),
+    )
+
+
+def _log_index(main: ModelTrajectory, claim: _ClaimWindows, name: str) -> LogIndex:
+    """Claim 18 on the claim windows: the log-index slope before the prefix-matching rise and at the end, and over the last e-fold."""
+    setup, n_pos = claim.setup, claim.setup.claim_text.shape[1]
+    last_efold = max(setup.slope_first + 1, int(np.ceil((n_pos - 1) / np.e)))
+    final = main.steps[-1]
+    return LogIndex(
+        first=setup.slope_first, first_note=setup.slope_note, last_efold=last_efold, before_step=main.before_step,
+        slope_before=_mean(claim.slope(name, main.before_step, setup.slope_first), setup),
+        slope_after=_mean(claim.slope(name, final, setup.slope_first), setup),
+        slope_after_end=_mean(claim.slope(name, final, last_efold), setup),
     )
 
 
@@ -249,212 +410,57 @@ def _loss_gap(main: ModelTrajectory | None, control: ModelTrajectory | None) -> 
     return LossGap(gap=gap, fastest_step=traj.fastest_divergence(np.array(main.steps), gap))
 
 
-def _ablation_study(
-    cfg: Config, zoo: Zoo, main: ModelTrajectory, vectors: np.ndarray, text: torch.Tensor, pairs: torch.Tensor, late: list[int], early: list[int],
-) -> AblationStudy:
+def _ablation_study(cfg: Config, zoo: Zoo, main: ModelTrajectory, vectors: np.ndarray, claim: _ClaimWindows) -> AblationStudy:
     """ICL change and before-and-after dot product of a pattern-preserving zero ablation of each head of the final model."""
-    model, _ = zoo.model(cfg.main)
-    n_layers, n_heads = model.config.n_layers, model.config.n_heads
+    setup, (step, path) = claim.setup, zoo.checkpoints(cfg.main)[-1]
+    model, _ = load(path)
     induction_heads = pick_induction_heads(main.prefix_matching[-1], cfg.induction_threshold)
     prev_head = pick_previous_token_head(main.previous_token[-1], induction_heads)
-    clean = per_token_loss(model, text)
-    rows, idx = pairs[:, 0], pairs[:, 1] - 1
-    clean_vec = clean[rows, idx].double().numpy()
-    clean_icl = float(band_icl(clean.mean(0).double().numpy(), late, early))
-    # before-and-after vector: per-token losses from the checkpoint before the window to the end of it, unit length
-    steps = np.asarray(main.steps)
-    i0, i1 = traj.index_before(steps, main.icl_rise.t10), traj.window_end(steps, main.icl_rise.t90)
-    v = traj.before_after_vector(vectors, i0, i1)
-    groups = [([(l, h)], f"L{l}H{h}") for l in range(n_layers) for h in range(n_heads)]
+    clean = claim.loss(cfg.main, step)
+    clean_icl = window_icl(clean.double().numpy(), setup.late, setup.early)  # signed, per window
+    rows, idx = setup.pairs[:, 0] * setup.stride, setup.pairs[:, 1] - 1  # the pairs' curve windows inside the claim windows
+    steps = list(main.steps)
+    v = traj.before_after_vector(vectors, steps.index(main.window[0]), steps.index(main.window[1]))
+    groups = [([(l, h)], f"L{l}H{h}") for l in range(main.n_layers) for h in range(main.n_heads)]
     groups += [(induction_heads, "induction heads"), (induction_heads + [prev_head], "induction + previous-token heads")]
-    icl_delta, dots = [], []
+    deltas, dots = [], []
     for group, _ in groups:
-        loss = per_token_loss(model, text, Ablation(group, pattern_preserving=True))
-        icl_delta.append(float(band_icl(loss.mean(0).double().numpy(), late, early)) - clean_icl)
-        dots.append(float(v @ (loss[rows, idx].double().numpy() - clean_vec)))
+        loss = per_token_loss(model, setup.claim_text, Ablation(group, pattern_preserving=True), chunk=64)
+        deltas.append(window_icl(loss.double().numpy(), setup.late, setup.early) - clean_icl)
+        dots.append(float(v @ (loss[rows, idx] - clean[rows, idx]).double().numpy()))
+    cis = [unc.joint_interval(lambda d: d, d, n_boot=cfg.n_boot, seed=cfg.seed) for d in deltas]
+    removed = unc.joint_interval(lambda d, c: d / -c, deltas[-2], clean_icl, n_boot=cfg.n_boot, seed=cfg.seed)
     return AblationStudy(
-        labels=tuple(label for _, label in groups), icl_delta=np.array(icl_delta), dot=np.array(dots), clean_icl=clean_icl,
-        induction_heads=tuple(induction_heads), previous_token_head=prev_head, phase_steps=(int(steps[i0]), int(steps[i1])),
+        labels=tuple(label for _, label in groups), icl_delta=np.array([i.value for i in cis]),
+        icl_delta_ci=np.array([[i.lo, i.hi] for i in cis]), dot=np.array(dots), clean_icl=_mean(clean_icl, setup),
+        removed=Estimate.of(removed), induction_heads=tuple(induction_heads), previous_token_head=prev_head, phase_steps=main.window,
+        windows=int(setup.claim_text.shape[0]),
     )
 
 
 @torch.no_grad()
 def compute(cfg: Config, zoo: Zoo) -> Result:
     start_time = time.perf_counter()
-    text, pairs = _evaluation_set(cfg, zoo)
-    runs = {name: _run(cfg, zoo, name, text, pairs) for name in cfg.presets}
-    n_pos = text.shape[1]
-    late, early, band_note = icl_bands(n_pos)
-    coords, explained = traj.joint_pca([run.metrics.loss_vectors.double().numpy() for run in runs.values()])
-    models = {name: _trajectory(run, pca, late, early) for (name, run), pca in zip(runs.items(), coords)}
+    setup = _setup(cfg, zoo)
+    claim = _ClaimWindows(zoo, setup)
+    runs = {name: _run(cfg, zoo, name, setup) for name in cfg.presets}
+    coords, explained = traj.joint_pca([run.loss_vectors for run in runs.values()])
+    models = {
+        name: _trajectory(cfg, run, pca, setup, _mean(claim.icl(name, run.steps[-1]), setup))
+        for (name, run), pca in zip(runs.items(), coords)
+    }
+    main = models.get(cfg.main)
     ablation = None
-    if cfg.ablate and cfg.main in models:
-        vectors = runs[cfg.main].metrics.loss_vectors.double().numpy()
-        ablation = _ablation_study(cfg, zoo, models[cfg.main], vectors, text, pairs, late, early)
+    if cfg.ablate and main is not None:
+        ablation = _ablation_study(cfg, zoo, main, runs[cfg.main].loss_vectors, claim)
     return Result(
-        presets=tuple(cfg.presets), main=cfg.main, control=cfg.control, smeared_1l=cfg.smeared_1l, smeared_2l=cfg.smeared_2l,
-        induction_threshold=cfg.induction_threshold, eval_windows=cfg.eval_windows, quick=bool(zoo.quick),
-        data_note=training_data_note(zoo, cfg.main), n_pos=n_pos, late=tuple(late), early=tuple(early),
-        icl_note=list(runs.values())[-1].metrics.indices.note, band_note=band_note, pca_explained=explained, models=models,
-        loss_gap=_loss_gap(models.get(cfg.main), models.get(cfg.control)), ablation=ablation, seconds=time.perf_counter() - start_time,
+        presets=tuple(cfg.presets), main=cfg.main, control=cfg.control, corpus_control=cfg.corpus_control, smeared_1l=cfg.smeared_1l,
+        smeared_2l=cfg.smeared_2l, induction_threshold=cfg.induction_threshold, eval_windows=int(setup.text.shape[0]),
+        claim_windows=int(setup.claim_text.shape[0]), probe_sequences=cfg.probe_sequences, quick=bool(zoo.quick),
+        data_note=training_data_note(zoo, cfg.main), data_labels={n: zoo.data_label(n) for n in cfg.presets},
+        probe_rule=setup.probe_rule, probe_layout=setup.targets.probe.describe(), n_pos=int(setup.text.shape[1]),
+        late=tuple(setup.late), early=tuple(setup.early), icl_note=list(runs.values())[-1].icl_note, band_note=setup.band_note,
+        pca_explained=explained, models=models, phase=_phase_window(cfg, main, claim, cfg.main) if main else None,
+        log_index=_log_index(main, claim, cfg.main) if main else None,
+        loss_gap=_loss_gap(main, models.get(cfg.control)), ablation=ablation, seconds=time.perf_counter() - start_time,
     )
-
-
-# ---- figures -----------------------------------------------------------------------------------
-def _colours(r: Result) -> dict[str, str]:
-    return plots.series_colours(r.names)
-
-
-def _band(r: Result) -> tuple[float, float] | None:
-    """The main model's ICL window in training tokens (at least one step wide), or ``None`` without a window."""
-    main = r.models.get(r.main)
-    if main is None or main.icl_rise.t10 is None or main.icl_rise.t90 is None:
-        return None
-    tps, t10, t90 = _tokens_per_step(r), main.icl_rise.t10, main.icl_rise.t90
-    return t10 * tps, max(t90, t10 + 1) * tps
-
-
-def _tokens_per_step(r: Result) -> float:
-    m = r.models.get(r.main) or r.models[r.names[0]]
-    return m.tokens[1] / max(m.steps[1], 1) if len(m.steps) > 1 else 1
-
-
-def _shown(r: Result) -> list[str]:
-    """The models of the loss-by-index figures: the main model and its 1L control."""
-    return [n for n in (r.main, r.control) if n in r.models] or r.names[:1]
-
-
-def _figure_icl(r: Result) -> Figure:
-    main, M = r.models.get(r.main), r.models
-    fig = plots.curves(
-        {n: (M[n].tokens, -M[n].icl) for n in r.names}, steps={n: M[n].steps for n in r.names}, colours=_colours(r),
-        title="In-context learning score over training", x_title="training tokens", y_title="-(L(late) - L(early)) (nats)", x_format=",",
-    )
-    window = (main.icl_rise.t10, main.icl_rise.t90) if main else (None, None)
-    return Figure(key="phase_change_icl", title="In-context learning score over training",
-                  caption=("ICL score of every checkpoint; the shaded band is the detected phase-change window of "
-                           f"{r.main} (10% to 90% of its final ICL score: steps {window[0]}-{window[1]}). Final |ICL|: "
-                           + ", ".join(f"{n} {fmt(M[n].final_icl)}" for n in r.names) + "."),
-                  fig=plots.add_band(fig, _band(r)))
-
-
-def _figure_prefix_matching(r: Result) -> Figure:
-    panels = {n.replace("attn-only-", ""): (r.models[n].tokens, r.models[n].prefix_matching) for n in r.names}
-    fig = plots.head_curve_panels(panels, title="Prefix-matching score per head (blue L0, green L1, red L2)",
-                                           x_title="tokens", y_title="prefix-matching score")
-    return Figure(key="phase_change_prefix_matching", title="Prefix-matching score of each head over training",
-                  caption=("Attention from each token of repeats 2-4 of a random sequence to the tokens after its earlier copies. "
-                           "Final maximum: " + ", ".join(f"{n} {fmt(r.models[n].pm_max[-1])}" for n in r.names) + "."),
-                  fig=plots.add_band(fig, _band(r), row="all", col="all"))
-
-
-def _figure_loss(r: Result) -> Figure:
-    tps, control, main = _tokens_per_step(r), r.models.get(r.control), r.models.get(r.main)
-    titles = ("validation loss at each checkpoint (train loss thin)", "rate of decrease -dL/dstep (nats per 1k steps)", f"loss gap {r.control} - model")
-    rows: dict[str, dict] = {t: {} for t in titles}
-    train = {n: (np.asarray(r.models[n].train_steps) * tps, r.models[n].train_loss) for n in r.names}
-    for n in r.names:
-        m = r.models[n]
-        rows[titles[0]][n] = (m.tokens, m.loss)
-        if len(m.bump.rate):
-            rows[titles[1]][n] = (m.bump.rate_steps * tps, m.bump.rate * 1000)
-        if control is not None and control.steps == m.steps and n != r.control:
-            rows[titles[2]][n] = (m.tokens, control.loss - m.loss)
-    fig = plots.curve_rows(rows, title="Loss, its rate of decrease and the gap to the 1L control", x_title="training tokens",
-                                    colours=_colours(r), faint={titles[0]: train})
-    return Figure(key="phase_change_loss", title="The loss bump",
-                  caption=(f"A bump is a place where the loss starts falling faster again (the rate of decrease rises). Largest rise for "
-                           f"{r.main} at step {fmt(main.bump.step if main else None)} (score {fmt(main.bump.score if main else None)}); "
-                           f"for {r.control} score {fmt(control.bump.score if control else None)}."),
-                  fig=plots.add_band(fig, _band(r), row="all", col=1))
-
-
-def _figure_pca(r: Result) -> Figure:
-    M, ev = r.models, r.pca_explained
-    marks = {n: (*M[n].pca[M[n].steps.index(M[n].pivot_step)], f"{n} pivot, step {M[n].pivot_step}") for n in r.names
-             if M[n].pivot_step is not None}
-    fig = plots.curves(
-        {n: (M[n].pca[:, 0], M[n].pca[:, 1]) for n in r.names}, steps={n: M[n].steps for n in r.names}, marks=marks, colours=_colours(r),
-        title="Per-token loss PCA trajectories (×: sharpest turn)", x_title=f"PC1 ({100 * ev[0]:.0f}% of variance)",
-        y_title=f"PC2 ({100 * ev[1]:.0f}%)", height=480,
-    )
-    return Figure(key="phase_change_pca", title="Per-token loss PCA trajectories",
-                  caption=("Each checkpoint's losses on a fixed sample of (example, index) pairs, projected on the two top principal "
-                           "components of all checkpoints of all models. Sharpest turn: "
-                           + ", ".join(f"{n} step {M[n].pivot_step}" for n in r.names) + "."),
-                  fig=fig)
-
-
-def _figure_loss_by_index(r: Result) -> Figure:
-    M = r.models
-    panels = {n: (M[n].per_position_loss, np.arange(1, M[n].per_position_loss.shape[1] + 1), M[n].steps) for n in _shown(r)}
-    fig = plots.heatmap_panels(panels, title="Loss by context index and training step", x_title="token index (log)",
-                                        y_title="training step", value="loss (nats)", log_x=True)
-    return Figure(key="phase_change_loss_by_index", title="Loss by context index and training step",
-                  caption=("Mean loss of the token at each index, for each checkpoint. Slope of loss against ln(index) beyond index "
-                           f"{r.early[0]}: " + ", ".join(f"{n} {fmt(M[n].slope_before)} (step {M[n].before_step}) -> "
-                                                        f"{fmt(M[n].slope_after)} (final)" for n in _shown(r)) + " nats per e-fold."),
-                  fig=fig)
-
-
-def _figure_loss_by_log_index(r: Result) -> Figure:
-    colours, series, line_colours, dashes = _colours(r), {}, {}, {}
-    for n in _shown(r):
-        m = r.models[n]
-        for which, row, dash in (("before", m.steps.index(m.before_step), "dot"), ("final", -1, "solid")):
-            label = f"{n} {which} (step {m.steps[row]})"
-            series[label] = (np.arange(1, m.per_position_loss.shape[1] + 1), m.per_position_loss[row])
-            line_colours[label], dashes[label] = colours[n], dash
-    fig = plots.curves(series, colours=line_colours, dashes=dashes, title="Loss against log index, before and after the phase change",
-                                x_title="token index (log)", y_title="loss (nats)", log_x=True, mode="lines")
-    return Figure(key="phase_change_loss_by_log_index", title="Loss against log index before and after",
-                  caption="After the phase change the 2L model keeps improving with context out to the end; the 1L model flattens early.",
-                  fig=fig)
-
-
-def _figure_ablation(r: Result, ab: AblationStudy) -> Figure:
-    fig = plots.bar_panels(ab.labels, {"change in ICL score (+ = less ICL)": ab.icl_delta, "dot with the before-and-after vector": ab.dot},
-                           title=f"Pattern-preserving ablations, final {r.main}")
-    plots.mark_bars(fig, [lab in ab.induction_labels or lab.startswith("induction") for lab in ab.labels])
-    fig.update_layout(margin_t=90)  # the title above the subplot titles
-    return Figure(key="phase_change_ablation", title="Ablating the induction heads removes in-context learning",
-                  caption=(f"Clean ICL score {fmt(ab.clean_icl)} nats. Red: induction heads ({', '.join(sorted(ab.induction_labels))}). "
-                           f"The before-and-after vector is the per-token loss change from step {ab.phase_steps[0]} to step "
-                           f"{ab.phase_steps[1]}, unit length."),
-                  fig=fig)
-
-
-def figures(result: Result) -> list[Figure]:
-    r = result
-    out = [_figure_icl(r), _figure_prefix_matching(r), _figure_loss(r), _figure_pca(r), _figure_loss_by_index(r), _figure_loss_by_log_index(r)]
-    return out + ([_figure_ablation(r, r.ablation)] if r.ablation else [])
-
-
-# ---- table and text ----------------------------------------------------------------------------
-def tables(result: Result) -> list[Table]:
-    M = result.models
-    return [Table(
-        key="phase_change_summary", title="Phase-change timing per model (steps)",
-        columns=["model", "final |ICL|", "ICL 10%", "ICL 50%", "ICL 90%", "prefix-matching 50%", "final max prefix matching",
-                 "loss bump at", "bump score", "PCA turn at"],
-        rows=[[n, fmt(M[n].final_icl), M[n].icl_rise.t10, M[n].icl_rise.t50, M[n].icl_rise.t90, M[n].pm_rise.t50, fmt(M[n].pm_max[-1]),
-               fmt(M[n].bump.step), fmt(M[n].bump.score), M[n].pivot_step] for n in result.names],
-    )]
-
-
-def intro(result: Result) -> str:
-    r = result
-    return (
-        "Every checkpoint of " + ", ".join(r.names) + " (same data, same order) is evaluated on the same "
-        f"{r.eval_windows} validation windows of {r.n_pos} tokens and on the same random repeated sequences. The phase-change "
-        "window is where the ICL score of " + r.main + " rises from 10% to 90% of its final value (above its minimum). "
-        f"Evaluation took {fmt(r.seconds)} s."
-    )
-
-
-def notes(result: Result) -> list[str]:
-    out = [result.band_note, "Prefix matching uses the +1 offset (the token after each earlier copy) on 25-token sequences repeated 4 times, "
-           "shortened to fit the context where needed."]
-    if result.quick:
-        out.append("Quick mode: tiny models trained for a few dozen steps with few checkpoints; the claims are not expected to hold.")
-    return out + ([result.data_note] if result.data_note else [])

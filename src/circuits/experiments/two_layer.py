@@ -5,10 +5,16 @@ preset we find the previous-token head (layer 0, on corpus text) and the inducti
 (layer 1, on repeated random tokens), show their attention patterns, measure Q/K/V-composition
 against the random baseline, place every layer-1 head on the eigenvalue "corner" plot, ablate each
 layer-0 head, measure how well the induction heads' OV circuits copy, split the loss by path order
-(term importance), and compare the loss on the first and second repeat of random tokens. The
-analysis itself (picking heads, composition, ablations, summed OV) is
-:mod:`circuits.analysis.induction_circuit`; the claims and their verdicts are
-:mod:`circuits.experiments.two_layer_claims`.
+(term importance), and compare the loss on the first and second repeat of random tokens.
+
+Probes (:mod:`circuits.analysis.probes`): the random tokens ``R`` come from the ``d_vocab // 2``
+most frequent tokens of the training split, and every repeat score is measured in two layouts,
+``[BOS] + P validation tokens + R + R`` (``P`` drawn per sequence; the layout the verdicts use)
+and the classic ``[BOS] + R + R`` beside it, so a head that only matches against the window start
+shows up. TransformerLens's ``detect_head`` and the appendix's literal prefix-matching offset are
+reported beside our scores. The analysis itself (picking heads, composition, ablations, summed
+OV) is :mod:`circuits.analysis.induction_circuit`; the claims and their verdicts are
+:mod:`circuits.experiments.two_layer_claims`, the figures :mod:`circuits.experiments.two_layer_figures`.
 """
 
 from __future__ import annotations
@@ -19,20 +25,24 @@ import numpy as np
 import torch
 
 from circuits.analysis.activations.paths import term_importance
-from circuits.analysis.activations.scores import induction_scores, previous_token_scores, repeated_tokens_loss
-from circuits.analysis.induction_circuit import ablated_induction_scores, first_order_by_layer, mechanism, summed_ov_accuracy, top_heads_in_layer
-from circuits.analysis.tasks import repeated_tokens
+from circuits.analysis.activations.scores import per_position_loss, previous_token_scores
+from circuits.analysis.induction_circuit import ablated_probe_scores, first_order_by_layer, mechanism, summed_ov_accuracy, top_heads_in_layer
+from circuits.analysis.probes import (
+    RepeatProbe, bos_repeats, detect_head_scores, near_zero_threshold, prefixed_repeats, probe_scores, probe_token_ids, probe_token_rule,
+)
 from circuits.analysis.weights.composition import COMPOSITION_KINDS as KINDS
 from circuits.analysis.weights.eigen import copying_scores, diagonal_accuracy, induction_qk_positivity
 from circuits.experiments import base
-from circuits.experiments.base import Figure, Table
-from circuits.experiments.plots import bar_charts, bars, box_bands, head_heatmaps, heatmap_row, labelled_points, lines, pattern_heatmaps, wrap_title
-from circuits.experiments.two_layer_claims import ablation_numbers, best_single_ov, claims, label, min_or_nan  # noqa: F401  (claims: re-exported)
+from circuits.experiments.base import Table
+from circuits.experiments.corpus import token_data
+from circuits.experiments.two_layer_claims import claims, label  # noqa: F401  (claims: re-exported)
+from circuits.experiments.two_layer_figures import figures  # noqa: F401  (re-exported)
 from circuits.experiments.util import eval_tokens, fmt, training_data_note
 from circuits.training.zoo import Zoo
 
 NAME = "two_layer"
 TITLE = "Two-layer attention-only model: induction heads"
+SEEDED = True  #: claims tested on several seeds (circuits report --seeds; see circuits.experiments.base)
 Head = tuple[int, int]
 
 
@@ -41,20 +51,21 @@ class Config:
     """Settings of the two-layer analysis (defaults: the full report)."""
 
     preset: str = "attn-only-2l"  #: the zoo model analysed
-    eval_windows: int = 32  #: validation windows of corpus text (previous-token scores)
-    seq_len: int = 50  #: length T of the random sequence R in [BOS] + R + R (capped at (n_ctx - 1) // 2)
-    n_sequences: int = 10  #: number of repeated random sequences (ARENA: 10)
+    eval_windows: int = 32  #: validation windows of corpus text (previous-token scores, TL's detector, term importance)
+    seq_len: int = 50  #: length T of the random sequence R, capped at (n_ctx - 1) // 3 so that a natural prefix fits before R + R
+    n_sequences: int = 20  #: repeated random sequences per layout
     pattern_seq_len: int = 15  #: T of the single sequence whose attention patterns are plotted
+    pm_seq_len: int = 25  #: T of the 4-repeat prefix-matching probe (the In-context Learning paper's 25), capped to fit
     induction_threshold: float = 0.3  #: a head in layer >= 1 with at least this induction score counts as an induction head
     previous_token_threshold: float = 0.4  #: ARENA's detector threshold for a previous-token head
     baseline_samples: int = 1000  #: random head pairs for the composition baseline
-    term_windows: int = 2  #: validation windows for term importance (its path expansion is d_vocab-wide per term)
+    term_windows: int = 16  #: validation windows in each of the two disjoint halves used for term importance
     term_len: int = 64  #: tokens per term-importance window
     seed: int = 0  #: seed of the random tokens and the baseline
 
     @classmethod
     def quick(cls) -> "Config":
-        return cls(eval_windows=4, seq_len=20, n_sequences=4, pattern_seq_len=8, baseline_samples=100, term_windows=1, term_len=24)
+        return cls(eval_windows=4, seq_len=20, n_sequences=8, pattern_seq_len=8, baseline_samples=100, term_windows=2, term_len=24)
 
 
 # ---- the typed result --------------------------------------------------------------------------
@@ -107,21 +118,36 @@ class Terms(base.Result):
 
 @dataclass(frozen=True, kw_only=True)
 class Result(base.Result):
-    """Everything the two-layer section shows: scores, chosen heads, composition, eigen-corner, ablations, OV accuracy, terms."""
+    """Everything the two-layer section shows: scores, chosen heads, composition, eigen-corner, ablations, OV accuracy, terms.
+
+    Repeat scores without a suffix are on the natural-prefix probe (the verdicts'), ``*_bos`` on the classic ``[BOS] + R + R``.
+    """
 
     preset: str
     n_layers: int
     n_heads: int
     d_model: int
     d_vocab: int
-    seq_len: int  #: T of [BOS] + R + R, after capping to the context
+    seq_len: int  #: T of R in both layouts, after capping to the context
     n_sequences: int
     induction_threshold: float
     previous_token_threshold: float
     quick: bool
     data_note: str | None  #: what the model was trained on (from the zoo), for the notes
+    data_label: str  #: the same in a few words, for the claim rows
+    probe_rule: str  #: how the random tokens are drawn
+    probe_layout: str  #: the natural-prefix layout, in words
+    bos_layout: str  #: the classic layout, in words
     previous_token: np.ndarray  #: [layer, head] on corpus text
-    induction: np.ndarray  #: [layer, head] on [BOS] + R + R
+    detect_previous: np.ndarray  #: [layer, head] TransformerLens detect_head("previous_token_head") on the same text
+    detect_induction: np.ndarray  #: [layer, head] TransformerLens detect_head("induction_head") on the same text
+    induction: np.ndarray  #: [layer, head] on the natural-prefix probe
+    induction_bos: np.ndarray  #: [layer, head] on [BOS] + R + R
+    uniform_level: float  #: induction score of a uniformly attending head on the natural-prefix probe ("about 0")
+    uniform_level_bos: float
+    pm_seq_len: int
+    prefix_matching: np.ndarray  #: [layer, head] on [BOS] + P + R x 4, tokens after every earlier copy (ours)
+    prefix_matching_literal: np.ndarray  #: [layer, head] the same, tokens before every earlier copy (appendix wording)
     previous_token_head: Head
     induction_head: Head  #: the top induction head (layers >= 1)
     induction_heads: tuple[Head, ...]  #: heads with induction score >= the threshold (at least the top one)
@@ -129,15 +155,18 @@ class Result(base.Result):
     max_K_into_induction: float
     max_Q_into_induction: float
     pattern_tokens: tuple[str, ...]
-    induction_pattern: np.ndarray  #: [query_pos, key_pos] of the induction head on one repeated sequence
+    induction_pattern: np.ndarray  #: [query_pos, key_pos] of the induction head on one natural-prefix sequence
     previous_token_pattern: np.ndarray  #: [query_pos, key_pos] of the previous-token head
     ov_positivity: np.ndarray  #: [layer, head] OV copying (eigenvalue positivity of W_E W_OV W_U)
     qk_corner: np.ndarray  #: [layer, head] QK positivity of the K-composition term with the previous-token head
-    ablation: dict[str, np.ndarray]  #: ablated head label -> induction scores [layer, head]
+    ablation: dict[str, np.ndarray]  #: ablated head label -> induction scores [layer, head] (natural-prefix probe)
+    ablation_bos: dict[str, np.ndarray]  #: the same on [BOS] + R + R
     ov_accuracy: OVAccuracy
-    terms: Terms
-    loss_per_repeat: np.ndarray  #: [repeat] mean loss on repeated random tokens
-    loss_per_position: np.ndarray  #: [pos - 1]
+    terms: Terms  #: on both halves of the term-importance windows together
+    terms_halves: tuple[Terms, Terms]  #: on each half alone (disjoint windows), to show the estimate's stability
+    loss_per_repeat: np.ndarray  #: [repeat] mean loss on the natural-prefix probe
+    loss_per_repeat_bos: np.ndarray  #: [repeat] on [BOS] + R + R
+    loss_per_position: np.ndarray  #: [pos - 1] on [BOS] + R + R
 
 
 # ---- compute -----------------------------------------------------------------------------------
@@ -147,28 +176,61 @@ def compute(cfg: Config, zoo: Zoo) -> Result:
     mcfg = model.config
     if mcfg.n_layers < 2:
         raise ValueError(f"two_layer needs a model with at least 2 layers, {cfg.preset} has {mcfg.n_layers}")
-    seq_len = min(cfg.seq_len, (mcfg.n_ctx - 1) // 2)
+    seq_len = min(cfg.seq_len, (mcfg.n_ctx - 1) // 3)
     text = eval_tokens(zoo, cfg.preset, tok, cfg.eval_windows)
-    rep = dict(seq_len=seq_len, batch=cfg.n_sequences, seed=cfg.seed, bos=tok.bos_id)
+    probes = _probes(cfg, zoo, tok, mcfg, seq_len)
     previous = previous_token_scores(model, text).numpy()
-    induction = induction_scores(model, **rep).numpy()
+    scores = {k: probe_scores(model, p) for k, p in probes.items() if k != "allowed"}
+    induction = scores["prefix"].induction.numpy()
     mech = mechanism(model, previous, induction, threshold=cfg.induction_threshold, baseline_samples=cfg.baseline_samples, seed=cfg.seed)
     prev_head, ind_head = tuple(mech["previous_token_head"]), tuple(mech["induction_head"])
     ind_heads = tuple(tuple(x) for x in mech["induction_heads"])
+    pat_len = min(cfg.pattern_seq_len, seq_len)
     return Result(
         preset=cfg.preset, n_layers=mcfg.n_layers, n_heads=mcfg.n_heads, d_model=mcfg.d_model, d_vocab=mcfg.d_vocab,
         seq_len=seq_len, n_sequences=cfg.n_sequences, induction_threshold=cfg.induction_threshold,
         previous_token_threshold=cfg.previous_token_threshold, quick=bool(zoo.quick), data_note=training_data_note(zoo, cfg.preset),
-        previous_token=previous.astype(float), induction=induction.astype(float),
+        data_label=zoo.data_label(cfg.preset), probe_rule=probe_token_rule(len(probes["allowed"]), mcfg.d_vocab),
+        probe_layout=probes["prefix"].describe(), bos_layout=probes["bos"].describe(),
+        previous_token=previous.astype(float), detect_previous=detect_head_scores(model, text, "previous_token_head").double().numpy(),
+        detect_induction=detect_head_scores(model, text, "induction_head").double().numpy(),
+        induction=induction.astype(float), induction_bos=scores["bos"].induction.double().numpy(),
+        uniform_level=near_zero_threshold(probes["prefix"]), uniform_level_bos=near_zero_threshold(probes["bos"]),
+        pm_seq_len=probes["pm"].seq_len, prefix_matching=scores["pm"].prefix_matching.double().numpy(),
+        prefix_matching_literal=scores["pm"].prefix_matching_literal.double().numpy(),
         previous_token_head=prev_head, induction_head=ind_head, induction_heads=ind_heads,
         composition=_composition(mech), max_K_into_induction=mech["max_K_into_induction"], max_Q_into_induction=mech["max_Q_into_induction"],
-        **_patterns(model, tok, min(cfg.pattern_seq_len, seq_len), cfg.seed, prev_head, ind_head),
+        **_patterns(model, tok, _pattern_probe(cfg, zoo, tok, mcfg, probes["allowed"], pat_len), prev_head, ind_head),
         ov_positivity=copying_scores(model).double().numpy(), qk_corner=induction_qk_positivity(model).double().numpy()[prev_head],
-        ablation={k: v.astype(float) for k, v in ablated_induction_scores(model, ind_head[0], **rep).items()},
+        ablation={k: v.astype(float) for k, v in ablated_probe_scores(model, ind_head[0], probes["prefix"]).items()},
+        ablation_bos={k: v.astype(float) for k, v in ablated_probe_scores(model, ind_head[0], probes["bos"]).items()},
         ov_accuracy=_ov_accuracy(model, induction, ind_head[0], ind_heads),
-        terms=_terms(model, text[: cfg.term_windows, : cfg.term_len]),
-        **_repeated_loss(model, rep),
+        **_term_sets(model, text, cfg.term_windows, cfg.term_len),
+        loss_per_repeat=scores["prefix"].loss_per_repeat.double().numpy(), loss_per_repeat_bos=scores["bos"].loss_per_repeat.double().numpy(),
+        loss_per_position=per_position_loss(model, probes["bos"].tokens).double().numpy(),
     )
+
+
+def _probes(cfg: Config, zoo: Zoo, tok, mcfg, seq_len: int) -> dict:
+    """The probe tokens and the three probes: natural prefix + R + R, [BOS] + R + R, natural prefix + R x 4 (prefix matching)."""
+    data = token_data(zoo, cfg.preset, tok)
+    allowed = probe_token_ids(data.train, mcfg.d_vocab, data.bos_id)
+    pm_len = min(cfg.pm_seq_len, (mcfg.n_ctx - 1) // 5)
+    common = dict(batch=cfg.n_sequences, seed=cfg.seed, bos=data.bos_id)
+    return {
+        "allowed": allowed,
+        "prefix": prefixed_repeats(allowed, data.val, seq_len, 2, n_ctx=mcfg.n_ctx, **common),
+        "bos": bos_repeats(allowed, seq_len, 2, **common),
+        "pm": prefixed_repeats(allowed, data.val, pm_len, 4, n_ctx=mcfg.n_ctx, **{**common, "seed": cfg.seed + 1}),
+    }
+
+
+def _pattern_probe(cfg: Config, zoo: Zoo, tok, mcfg, allowed, pat_len: int) -> RepeatProbe:
+    """One natural-prefix sequence (prefix of at most ``pat_len`` tokens), cut after its second repeat, for the pattern figure."""
+    data = token_data(zoo, cfg.preset, tok)
+    probe = prefixed_repeats(allowed, data.val, pat_len, 2, 1, cfg.seed, data.bos_id, mcfg.n_ctx, max_prefix=min(pat_len, mcfg.n_ctx - 1 - 2 * pat_len))
+    end = int(probe.starts[0]) + 2 * pat_len
+    return RepeatProbe(probe.tokens[:, :end], probe.starts, pat_len, 2, probe.layout)
 
 
 def _composition(mech: dict) -> dict[str, Composition]:
@@ -180,10 +242,10 @@ def _composition(mech: dict) -> dict[str, Composition]:
     }
 
 
-def _patterns(model, tok, pat_len: int, seed: int, prev_head: Head, ind_head: Head) -> dict:
-    """Attention patterns of the two heads on one repeated sequence ``[BOS] + R + R`` (``len(R) = pat_len``)."""
+def _patterns(model, tok, probe: RepeatProbe, prev_head: Head, ind_head: Head) -> dict:
+    """Attention patterns of the two heads on one probe sequence."""
     (pl, ph), (il, ih) = prev_head, ind_head
-    one = repeated_tokens(model.config.d_vocab, pat_len, 2, 1, seed, bos=tok.bos_id)
+    one = probe.tokens
     _, cache = model.run_with_cache(one, names_filter=[f"blocks.{l}.attn.hook_pattern" for l in {pl, il}])
     return {
         "pattern_tokens": tuple(tok.str_tokens(one[0])),
@@ -202,6 +264,14 @@ def _ov_accuracy(model, induction: np.ndarray, layer: int, ind_heads: tuple[Head
     )
 
 
+def _term_sets(model, text: torch.Tensor, n_windows: int, n_tokens: int) -> dict:
+    """Term importance on two disjoint halves of the validation windows (``n_windows`` each) and on both together."""
+    n = min(n_windows, text.shape[0] // 2) if text.shape[0] >= 2 else 1
+    first, second = text[:n, :n_tokens], text[n : 2 * n, :n_tokens]
+    halves = (_terms(model, first), _terms(model, second)) if second.shape[0] else (_terms(model, first),) * 2
+    return {"terms": _terms(model, text[: 2 * n, :n_tokens]), "terms_halves": halves}
+
+
 def _terms(model, tokens: torch.Tensor) -> Terms:
     """Term importance by path order on ``tokens`` (patterns frozen), with the 12 largest single terms."""
     ti = term_importance(model, tokens)
@@ -211,156 +281,6 @@ def _terms(model, tokens: torch.Tensor) -> Terms:
         first_order_by_layer=np.array(first_order_by_layer(ti.labels, ti.orders, ti.term_added.tolist(), model.config.n_layers)),
         full_loss=ti.full_loss, uniform_loss=ti.uniform_loss, top_terms=tuple(PathTerm(**row) for row in top), n_tokens=int(tokens.numel()),
     )
-
-
-def _repeated_loss(model, rep: dict) -> dict:
-    rtl = repeated_tokens_loss(model, **rep)
-    return {"loss_per_repeat": rtl.per_repeat.double().numpy(), "loss_per_position": rtl.per_position.double().numpy()}
-
-
-# ---- figures -----------------------------------------------------------------------------------
-def figures(result: Result) -> list[Figure]:
-    r = result
-    return [_head_scores_figure(r), _patterns_figure(r), _composition_figure(r), _composition_baseline_figure(r), _eigen_corner_figure(r),
-            _ablation_figure(r), _ov_accuracy_figure(r), _term_importance_figure(r), _repeated_loss_figure(r)]
-
-
-def _head_scores_figure(r: Result) -> Figure:
-    (pl, ph), (il, ih) = r.previous_token_head, r.induction_head
-    return Figure(
-        key="two_layer_head_scores", title="Previous-token and induction scores of every head",
-        caption=(f"Previous-token score (mean attention to the previous token on corpus text) and induction score (mean attention "
-                 f"to the token after the previous copy on [BOS] + R + R, T = {r.seq_len}). Top previous-token head "
-                 f"{label(r.previous_token_head)} = {fmt(r.previous_token[pl, ph])}; "
-                 f"top induction head {label(r.induction_head)} = {fmt(r.induction[il, ih])}."),
-        fig=head_heatmaps({"previous-token score": r.previous_token, "induction score": r.induction}, title="Head scores", zmax=1.0),
-    )
-
-
-def _patterns_figure(r: Result) -> Figure:
-    pats = {f"induction head {label(r.induction_head)}": r.induction_pattern,
-            f"previous-token head {label(r.previous_token_head)}": r.previous_token_pattern}
-    return Figure(
-        key="two_layer_patterns", title="Attention patterns on repeated random tokens",
-        caption=("The induction head attends from each token of the second repeat to the token after its earlier copy (the "
-                 "off-diagonal stripe); the previous-token head attends to the token just before (the sub-diagonal)."),
-        fig=pattern_heatmaps(pats, list(r.pattern_tokens), title="Attention patterns on [BOS] + R + R"),
-    )
-
-
-def _composition_figure(r: Result) -> Figure:
-    """Q/K/V scores of the layer before the induction head's into its layer; the baseline on a second line of each subplot title."""
-    il = r.induction_head[0]
-    writer = il - 1 if il >= 1 else 0
-    reader = il if il >= 1 else 1
-    c = r.composition
-    names = {k: f"{k}-composition<br>baseline {fmt(c[k].baseline_mean)} ± {fmt(c[k].baseline_std)}" for k in KINDS}
-    fig = heatmap_row(
-        {names[k]: c[k].scores[writer, :, reader, :] for k in KINDS},
-        x=[f"L{reader}H{h}" for h in range(r.n_heads)], y=[f"L{writer}H{h}" for h in range(r.n_heads)],
-        title=f"Composition scores, layer-{writer} writers into layer-{reader} readers", x_title="reader (later head)",
-        y_title="writer (earlier head)", zmin=0.0, zmax=max(float(np.nanmax(c[k].scores)) for k in KINDS),
-        hover={names[k]: f"{k}-composition (baseline {fmt(c[k].baseline_mean)} ± {fmt(c[k].baseline_std)})" for k in KINDS},
-    )
-    pair = f"{label(r.previous_token_head)} -> {label(r.induction_head)}"
-    return Figure(
-        key="two_layer_composition", title="Q/K/V composition scores against the random baseline",
-        caption=(f"Raw scores ||W_OV W_R|| / (||W_OV|| ||W_R||); the baseline (mean ± std over random head pairs of this shape) is in "
-                 f"each title. {pair}: K = {fmt(c['K'].pair)} (z = {fmt(c['K'].z)}), "
-                 f"Q = {fmt(c['Q'].pair)} (z = {fmt(c['Q'].z)}), V = {fmt(c['V'].pair)} (z = {fmt(c['V'].z)})."),
-        fig=fig,
-    )
-
-
-def _composition_baseline_figure(r: Result) -> Figure:
-    pairs = [(l1, h1, l2, h2) for l1 in range(r.n_layers) for h1 in range(r.n_heads) for l2 in range(l1 + 1, r.n_layers) for h2 in range(r.n_heads)]
-    labels = [f"L{l1}H{h1}->L{l2}H{h2}" for l1, h1, l2, h2 in pairs]
-    c = r.composition
-    fig = box_bands(
-        {k: ([c[k].scores[p] for p in pairs], labels) for k in KINDS}, {k: (c[k].baseline_mean, c[k].baseline_std) for k in KINDS},
-        title="All composition scores (points) vs the random baseline (dashed mean, grey ± 1 std)", y_title="score",
-    )
-    return Figure(key="two_layer_composition_baseline", title="Composition scores against the baseline",
-                  caption="Every pair of an earlier and a later head; the previous-token -> induction K-composition should stand out above the grey band.",
-                  fig=fig)
-
-
-def _eigen_corner_figure(r: Result) -> Figure:
-    (il, ih), prev = r.induction_head, label(r.previous_token_head)
-    heads = [(l, h) for l in range(1, r.n_layers) for h in range(r.n_heads)]
-    fig = labelled_points(
-        [r.ov_positivity[lh] for lh in heads], [r.qk_corner[lh] for lh in heads], [label(lh) for lh in heads], [r.induction[lh] for lh in heads],
-        title=f"Eigen-corner: OV copying vs QK positivity of the K-composition term with {prev}", colour_title="induction",
-        x_title="OV copying (Σλ/Σ|λ| of W_E W_OV W_U)", y_title=f"QK positivity of W_E W_QK (W_OV^{prev})ᵀ W_E ᵀ",
-        x_range=(-1.05, 1.05), y_range=(-1.05, 1.05),
-    )
-    return Figure(
-        key="two_layer_eigen_corner", title="The induction eigen-corner",
-        caption=(f"Each layer-{il} head by the positivity of its OV circuit's eigenvalues (copying) and of its QK circuit read "
-                 f"through the previous-token head (prefix matching); colour = induction score. {label(r.induction_head)}: "
-                 f"({fmt(r.ov_positivity[il, ih])}, {fmt(r.qk_corner[il, ih])})."),
-        fig=fig,
-    )
-
-
-def _ablation_figure(r: Result) -> Figure:
-    abl, clean, ablated_prev, other_abl = ablation_numbers(r)
-    il, prev = r.induction_head[0], label(r.previous_token_head)
-    fig = bars(["clean"] + list(abl), {"induction score": [clean] + list(abl.values())}, x_title="zero-ablated head", y_title="induction score",
-               title=wrap_title(f"Induction score of {label(r.induction_head)} with each layer-{il - 1 if il else 0} head zero-ablated"), height=380)
-    fig.update_traces(marker_color=["grey"] + ["crimson" if k == prev else "steelblue" for k in abl])
-    return Figure(
-        key="two_layer_ablation", title="Ablating the previous-token head removes induction",
-        caption=(f"Clean induction score {fmt(clean)}; with {prev} ablated {fmt(ablated_prev)}; with any other "
-                 f"earlier head ablated at least {fmt(min_or_nan(other_abl))}."),
-        fig=fig,
-    )
-
-
-def _ov_accuracy_figure(r: Result) -> Figure:
-    il, acc = r.induction_head[0], r.ov_accuracy
-    names = [f"L{il}H{h}" for h in range(r.n_heads)] + ["sum of induction heads", "sum of top-2 heads"]
-    title = wrap_title("OV copying accuracy: fraction of tokens whose own logit is the top entry of their row of W_E W_OV W_U")
-    series = {"top-1": list(acc.top1[il]) + [acc.summed_top1, acc.top2_top1], "top-5": list(acc.top5[il]) + [acc.summed_top5, acc.top2_top5]}
-    fig = bars(names, series, title=title, x_title="head (or sum of heads)", y_title="fraction of vocabulary",
-               reference={f"chance (top-1) = 1/{r.d_vocab}": 1 / r.d_vocab})
-    fig.update_layout(margin_t=90)
-    return Figure(
-        key="two_layer_ov_accuracy", title="OV copying accuracy of the induction heads",
-        caption=(f"Best single induction head top-1 = {fmt(best_single_ov(r))}; summed OV of the induction heads "
-                 f"({', '.join(label(x) for x in r.induction_heads)}) = {fmt(acc.summed_top1)}; chance = {fmt(1 / r.d_vocab)}."),
-        fig=fig,
-    )
-
-
-def _order_names(n: int) -> list[str]:
-    return ["direct (order 0)", "single heads (order 1)", "virtual heads (order 2)", "order 3", "order 4"][:n]
-
-
-def _term_importance_figure(r: Result) -> Figure:
-    t = r.terms
-    order_names = _order_names(len(t.marginal_by_order))
-    layers = [f"layer {l} heads" for l in range(r.n_layers)]
-    fig = bar_charts({"loss reduction by path order": (order_names, t.marginal_by_order),
-                      "order-1 terms by layer<br>(sum of single-term effects)": (layers, t.first_order_by_layer)},
-                     title="Term importance (patterns frozen)", y_title="nats", unit="nats")
-    return Figure(
-        key="two_layer_term_importance", title="Term importance by path order",
-        caption=(f"Marginal loss reduction from adding all paths of each order (uniform loss {fmt(t.uniform_loss)} nats, full "
-                 f"{fmt(t.full_loss)} nats on {t.n_tokens} tokens): "
-                 + ", ".join(f"{n} {fmt(v)}" for n, v in zip(order_names, t.marginal_by_order)) + "."),
-        fig=fig,
-    )
-
-
-def _repeated_loss_figure(r: Result) -> Figure:
-    first, second = r.loss_per_repeat
-    per_pos = r.loss_per_position
-    fig = lines(list(range(1, len(per_pos) + 1)), {"loss": per_pos}, title=f"Loss per position on [BOS] + R + R (T = {r.seq_len})",
-                x_title="index of the predicted token", y_title="loss (nats)", height=380)
-    fig.add_vline(x=r.seq_len + 0.5, line_dash="dash", annotation_text="second repeat starts")
-    return Figure(key="two_layer_repeated_loss", title="Loss on repeated random tokens",
-                  caption=f"Mean loss on the first repeat {fmt(first)} nats, on the second {fmt(second)} nats.", fig=fig)
 
 
 # ---- tables ------------------------------------------------------------------------------------
@@ -376,12 +296,19 @@ def _top_terms_table(r: Result) -> Table:
 
 def _heads_table(r: Result) -> Table:
     pl = r.previous_token_head[0]
-    prev, ind, ov, qk, acc1 = r.previous_token, r.induction, r.ov_positivity, r.qk_corner, r.ov_accuracy.top1
+    ov, qk, acc1 = r.ov_positivity, r.qk_corner, r.ov_accuracy.top1
     return Table(
         key="two_layer_heads", title="Scores of every head",
-        columns=["head", "previous-token", "induction", "OV copying", f"QK corner (with {label(r.previous_token_head)})", "OV top-1 accuracy"],
-        rows=[[f"L{l}H{h}", fmt(prev[l, h]), fmt(ind[l, h]), fmt(ov[l, h]), fmt(qk[l, h]) if l > pl else "", fmt(acc1[l, h])]
+        columns=["head", "previous-token", "TL detect_head previous-token", "induction (natural prefix)", "induction ([BOS] + R + R)",
+                 "TL detect_head induction (text)", "prefix matching (+1, ours)", "prefix matching (-1, appendix literal)", "OV copying",
+                 f"QK corner (with {label(r.previous_token_head)})", "OV top-1 accuracy"],
+        rows=[[f"L{l}H{h}", fmt(r.previous_token[l, h]), fmt(r.detect_previous[l, h]), fmt(r.induction[l, h]), fmt(r.induction_bos[l, h]),
+               fmt(r.detect_induction[l, h]), fmt(r.prefix_matching[l, h]), fmt(r.prefix_matching_literal[l, h]), fmt(ov[l, h]),
+               fmt(qk[l, h]) if l > pl else "", fmt(acc1[l, h])]
               for l in range(r.n_layers) for h in range(r.n_heads)],
+        caption=(f"Probe tokens: {r.probe_rule}. Natural prefix: {r.probe_layout}; classic: {r.bos_layout}; prefix matching on "
+                 f"[BOS] + P validation tokens + R x 4 (T = {r.pm_seq_len}). TransformerLens's detect_head ('mul') runs on the "
+                 "validation windows and divides by every query row, also those without a target, so on text it reads lower than ours."),
     )
 
 
@@ -391,17 +318,18 @@ def intro(result: Result) -> str:
     first, second = r.loss_per_repeat
     return (
         f"The {r.preset} preset (d_model {r.d_model}, {r.n_heads} heads per layer, vocabulary {r.d_vocab}). Previous-token scores "
-        f"are measured on validation text, induction scores on {r.n_sequences} random sequences repeated twice "
-        f"(T = {r.seq_len}), weight circuits on the trained weights. Measured: previous-token head {label(r.previous_token_head)} "
-        f"({fmt(r.previous_token[r.previous_token_head])}), induction head {label(r.induction_head)} ({fmt(r.induction[r.induction_head])}), "
-        f"K-composition between them {fmt(r.composition['K'].pair)} against a baseline of {fmt(r.composition['K'].baseline_mean)}, "
-        f"loss on repeated tokens {fmt(first)} -> {fmt(second)} nats."
+        f"are measured on validation text, induction scores on {r.n_sequences} random sequences repeated twice after a natural-text "
+        f"prefix ({r.probe_layout}; {r.probe_rule}) and, beside them, right after BOS; weight circuits on the trained weights. "
+        f"Measured: previous-token head {label(r.previous_token_head)} ({fmt(r.previous_token[r.previous_token_head])}), induction head "
+        f"{label(r.induction_head)} ({fmt(r.induction[r.induction_head])} after a natural prefix, {fmt(r.induction_bos[r.induction_head])} "
+        f"right after BOS), K-composition between them {fmt(r.composition['K'].pair)} against a baseline of "
+        f"{fmt(r.composition['K'].baseline_mean)}, loss on the repeated tokens {fmt(first)} -> {fmt(second)} nats."
     )
 
 
 def notes(result: Result) -> list[str]:
     r = result
-    out = [f"Induction heads: layer >= 1 heads with induction score >= {r.induction_threshold} "
+    out = [f"Induction heads: layer >= 1 heads with induction score >= {r.induction_threshold} on the natural-prefix probe "
            f"({', '.join(label(x) for x in r.induction_heads)}; the top head when none reaches it)."]
     if r.quick:
         out.append("Quick mode: tiny models trained for a few dozen steps; the claims are not expected to hold.")

@@ -101,6 +101,7 @@ def training_data_note(zoo, preset: str) -> str | None:
     if train_cfg.repeat_fraction <= 0:
         return f"{preset} trains on plain corpus windows ({train_cfg.steps} steps of {train_cfg.batch_size})."
     return (f"{preset} and the other corpus models train {train_cfg.steps} steps of {train_cfg.batch_size} windows with "
-            f"repeat_fraction={train_cfg.repeat_fraction:g}: that share of each batch's windows gets a copy of its first tokens at a "
-            "varying later offset, so only content matching (induction) predicts the copy. Evaluation uses plain corpus windows "
-            "(README, 'Presets').")
+            f"repeat_fraction={train_cfg.repeat_fraction:g}: that share of each batch's windows gets a span of its own text copied "
+            "to a later offset, source and copy at random offsets after natural text, so only content matching (induction) "
+            "predicts the copy. Evaluation uses plain corpus windows; the corpus-only control attn-only-2l-corpus shows what the "
+            "augmentation changes (README, 'Presets').")

@@ -27,6 +27,7 @@ from circuits.training.zoo import Zoo
 
 NAME = "zero_layer"
 TITLE = "Zero-layer model: the direct path is the bigram table"
+SEEDED = True  #: claims tested on several seeds (circuits report --seeds; see circuits.experiments.base)
 
 #: log P below this is drawn at this value in the heatmaps (log 0 = -inf for bigrams never seen)
 LOG_P_FLOOR = -12.0
@@ -93,6 +94,8 @@ class Curves(base.Result):
 @dataclass(frozen=True, kw_only=True)
 class Result(base.Result):
     quick: bool
+    preset: str  #: the zoo model read
+    data_label: str  #: what it was trained on, in words
     d_vocab: int
     d_model: int
     top_k: int
@@ -125,7 +128,7 @@ def compute(cfg: Config, zoo: Zoo) -> Result:
     emp = conditional_probabilities(counts)  # [current, next] empirical P(next | current)
     heat_corpus, heat_model = _heatmaps(emp, train_cmp, heat)
     return Result(
-        quick=zoo.quick, d_vocab=d_vocab, d_model=model.config.d_model, top_k=cfg.top_k, min_gap_closed=cfg.min_gap_closed,
+        quick=zoo.quick, preset=cfg.preset, data_label=zoo.data_label(cfg.preset), d_vocab=d_vocab, d_model=model.config.d_model, top_k=cfg.top_k, min_gap_closed=cfg.min_gap_closed,
         losses=_losses(cfg, counts, val_counts, train_cmp, zero_layer_bigram_comparison(model, val_counts)),
         heat_tokens=tuple(_corpus.token_strs(tokenizer, heat)), heat_ids=tuple(heat), heat_corpus=heat_corpus, heat_model=heat_model,
         table=tuple(_top_next(tokenizer, current, emp, train_cmp, a, cfg.top_k) for a in frequent[: cfg.n_table]),
@@ -206,7 +209,8 @@ def claims(result: Result) -> list[Claim]:
             f"loss {r.model_loss:.3f} vs H(next|cur) {r.conditional_entropy:.3f} (KL {r.kl:.3f}; H(next) {r.unigram_entropy:.3f}): "
             f"closes {100 * gap:.0f}% of the unigram→bigram gap (threshold {100 * result.min_gap_closed:.0f}%), d_model {result.d_model} < vocab {result.d_vocab}"
         ),
-        holds=bigram_claim_holds(gap, result.min_gap_closed),
+        holds=bigram_claim_holds(gap, result.min_gap_closed), value=float(gap) if math.isfinite(gap) else None,
+        models=(result.preset,), data=result.data_label,
     )]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from circuits.experiments.base import Claim, Figure, Section, Table
 
-__all__ = ["render", "figure_div_id", "claims_rows"]
+__all__ = ["render", "figure_div_id", "claims_rows", "seeds_text", "value_text", "HOW_TO_READ"]
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1200px; margin: 0 auto; padding: 1em 2em; color: #222; line-height: 1.45; }
@@ -78,23 +78,76 @@ def claims_rows(sections: Sequence[Section]) -> list[tuple[Section, Claim]]:
     return [(section, claim) for section in sections for claim in section.claims]
 
 
-def _claims_table(sections: Sequence[Section]) -> str:
+#: How to read the claims table (shown above it).
+HOW_TO_READ = (
+    "How to read this table: each row is one claim of the papers and a fixed test of it, stated in the row "
+    "(thresholds taken from the papers' numbers and wording, not tuned on this run). <b>holds: yes</b> means the test "
+    "passed on every seed on which it could be run; <b>no</b> means it failed on at least one (the seeds column says on "
+    "how many it held); <b>untested</b> means this run could not test it (the measured text says why). Sections marked "
+    "with several seeds retrain their models with other seeds (initialisation and batch order; the probes' random tokens "
+    "change too) and recompute everything: the value column gives the range of the number each verdict turns on over the "
+    "seeds, while 'measured' and the figures are seed 0's. A claim that holds here holds for these small models on the data "
+    "named in its row, not for the papers' models."
+)
+
+
+def seeds_text(claim: Claim) -> str:
+    """``"3 of 3"`` (held of tested seeds, and how many could not test it), ``"untested on 3"``, or ``"1 (single run)"`` for a claim computed once."""
+    if claim.seeds_tested is None:
+        return "1 (single run)"
+    if claim.seeds_tested == 0:
+        return f"untested on {claim.seeds_run or 0}"
+    text = f"{claim.seeds_held} of {claim.seeds_tested}"
+    untested = (claim.seeds_run or claim.seeds_tested) - claim.seeds_tested
+    return text + (f" ({untested} untested)" if untested else "")
+
+
+def value_text(claim: Claim) -> str:
+    """The spread of the claim's value over seeds (``"0.31 to 0.52"``), its single value, or empty."""
+    if claim.value_range is not None and (claim.seeds_run or 1) > 1:
+        low, high = claim.value_range
+        return f"{low:.3g}" if low == high else f"{low:.3g} to {high:.3g}"
+    return "" if claim.value is None else f"{claim.value:.3g}"
+
+
+def _models_text(claim: Claim) -> str:
+    models = ", ".join(claim.models)
+    return f"{models} ({claim.seeds_run} seeds each)" if models and (claim.seeds_run or 1) > 1 else models
+
+
+def _data_header(record: dict) -> str:
+    data = record.get("training data")
+    if not isinstance(data, dict) or not data:
+        return ""
+    items = "".join(f"<li><b>{_e(label)}</b>: {_e(', '.join(presets))}</li>" for label, presets in data.items())
+    return (f"<p>What the zoo models behind these claims saw in training (each row's data column says which applies; models "
+            f"a section trains itself are described in that section):</p><ul>{items}</ul>")
+
+
+def _claims_table(sections: Sequence[Section], record: dict | None = None) -> str:
     rows = claims_rows(sections)
     counts = {True: 0, False: 0, None: 0}
     for _, claim in rows:
         counts[claim.holds] += 1
+    seeds = (record or {}).get("seeds")
+    seeds_line = f" Seeded sections were run on {seeds} seed(s)." if seeds else ""
     out = [
         '<h2 id="claims">Claims</h2>',
         f"<p>{len(rows)} checkable claims of the papers measured on this run: <b>{counts[True]} hold</b>, "
         f"<b>{counts[False]} do not hold</b>, {counts[None]} untested. A claim that does not hold is listed as such; "
-        "nothing is left out.</p>",
-        '<table id="claims-table"><thead><tr><th>#</th><th>claim</th><th>source</th><th>paper</th><th>measured</th><th>holds</th><th>section</th></tr></thead><tbody>',
+        f"nothing is left out.{seeds_line}</p>",
+        _data_header(record or {}),
+        f'<p class="how-to-read">{HOW_TO_READ}</p>',
+        '<table id="claims-table"><thead><tr><th>#</th><th>claim</th><th>source</th><th>paper</th><th>measured</th><th>holds</th>'
+        "<th>seeds held</th><th>value</th><th>models</th><th>data</th><th>section</th></tr></thead><tbody>",
     ]
     for i, (section, claim) in enumerate(rows, 1):
         word, cls = _holds(claim.holds)
         out.append(
             f'<tr data-claim="{_e(claim.key)}" data-holds="{word}"><td class="num">{i}</td><td>{_e(claim.statement)}</td><td>{_e(claim.source)}</td>'
             f"<td>{_e(claim.paper_value)}</td><td>{_e(claim.measured)}</td><td class=\"{cls}\">{word}</td>"
+            f'<td data-seeds="{_e(seeds_text(claim))}">{_e(seeds_text(claim))}</td><td class="num">{_e(value_text(claim))}</td>'
+            f"<td>{_e(_models_text(claim))}</td><td>{_e(claim.data)}</td>"
             f'<td><a href="#sec-{_e(section.key)}">{_e(section.title)}</a></td></tr>'
         )
     out.append("</tbody></table>")
@@ -134,7 +187,8 @@ def _section(section: Section, error: str | None) -> str:
         out.append(_table(table))
     if section.claims:
         claims = "".join(
-            f'<li class="{_holds(c.holds)[1]}">{_e(c.statement)}: measured {_e(c.measured)} (holds: {_holds(c.holds)[0]})</li>' for c in section.claims
+            f'<li class="{_holds(c.holds)[1]}">{_e(c.statement)}: measured {_e(c.measured)} (holds: {_holds(c.holds)[0]}'
+            f'{"" if c.seeds_tested is None else f"; seeds held: {seeds_text(c)}"})</li>' for c in section.claims
         )
         out.append(f'<p>Claims checked here (all in the <a href="#claims">claims table</a>):</p><ul>{claims}</ul>')
     out.append("</section>")
@@ -151,11 +205,31 @@ def _record(record: dict) -> str:
         out.append("<h3>Time per stage</h3><table><thead><tr><th>stage</th><th>seconds</th></tr></thead><tbody>")
         out.extend(f"<tr><td>{_e(k)}</td><td class=\"num\">{float(v):.1f}</td></tr>" for k, v in timings.items())
         out.append("</tbody></table>")
+    out.append(_models_table(record.get("models")))
     for key, value in record.items():
         if key == "timings_s" or not isinstance(value, (dict, list)):
             continue
         out.append(f"<h3>{_e(key)}</h3><pre>{_e(json.dumps(value, indent=2, sort_keys=True, default=str))}</pre>")
     return "\n".join(out)
+
+
+#: The run record's per-model settings shown as table columns (the full configs follow as JSON).
+MODEL_COLUMNS = ("data", "repeat_fraction", "model_seed", "train_seed", "steps", "batch_size", "n_ctx", "tokens", "lr", "warmup_steps",
+                 "min_lr_ratio", "weight_decay", "n_layers", "d_model", "n_heads", "d_vocab", "positional")
+
+
+def _models_table(models: Any) -> str:
+    """Every model's training settings, one row per model (every seed), from the run record's ``models``."""
+    if not isinstance(models, dict) or not models:
+        return ""
+    head = "".join(f"<th>{_e(c)}</th>" for c in ("model", *MODEL_COLUMNS))
+    rows = []
+    for label, entry in models.items():
+        cells = [_cell(entry.get(c, "")) for c in MODEL_COLUMNS] if isinstance(entry, dict) and "error" not in entry else [
+            f'<td colspan="{len(MODEL_COLUMNS)}">{_e(entry)}</td>']
+        rows.append(f'<tr data-model="{_e(label)}"><td>{_e(label)}</td>{"".join(cells)}</tr>')
+    return (f'<h3 id="models">Models and every training setting</h3><table id="models-table"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
 
 
 def render(sections: Sequence[Section], record: dict, *, plotly_js: str, title: str, errors: dict[str, str] | None = None) -> str:
@@ -182,7 +256,7 @@ def render(sections: Sequence[Section], record: dict, *, plotly_js: str, title: 
         contents,
         '<li><a href="#run-record">Run record</a></li>',
         "</ol></nav>",
-        _claims_table(sections),
+        _claims_table(sections, record),
         *(_section(s, errors.get(s.key)) for s in sections),
         _record(record),
         "</body></html>",

@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import circuits.experiments as registry
 from circuits.experiments import load
 from circuits.experiments.base import Section
 from circuits.report.write import write_report
-from circuits.runner import check_workers, log_stderr, run_experiments
+from circuits.runner import DEFAULT_SEEDS, QUICK_SEEDS, check_seeds, check_workers, log_stderr, run_experiments
 from circuits.training.zoo import ZooSettings
 
 __all__ = ["ReportRun", "make_report", "add_arguments", "add_common_arguments", "run", "run_from_args", "experiment_main"]
@@ -32,8 +32,9 @@ class ReportRun:
     errors: dict[str, str]  # experiment name -> traceback or reason
     cached: dict[str, bool]  # experiment name -> results came from the cache
     timings: dict[str, float]
-    trained: dict[str, float]  # preset -> training seconds in this process
+    trained: dict[str, float]  # model label (preset, "preset seed +k") -> training seconds
     png: Any = None
+    record: dict = field(default_factory=dict)  # the run record shown at the end of the report
 
     @property
     def ok(self) -> bool:
@@ -54,16 +55,19 @@ def make_report(
     command: str = "circuits report",
     log: Callable[[str], None] = log_stderr,
     workers: int | None = None,
+    seeds: int | None = None,
 ) -> ReportRun:
     """Run experiments ``names`` (default: all of :data:`circuits.experiments.EXPERIMENTS`, in that order) and write ``out_dir/report.html``.
 
-    See :func:`circuits.runner.run_experiments` for the stages, the result cache and parallel training.
+    See :func:`circuits.runner.run_experiments` for the stages, the result cache, parallel training
+    and ``seeds`` (the seeds of the seeded experiments' claims; default 3, 1 in quick mode).
     """
     check_workers(workers)
+    check_seeds(seeds)
     start = time.perf_counter()
     ran = run_experiments(
         names, quick=quick, runs_dir=runs_dir, cache_dir=cache_dir, progress=progress, recompute=recompute,
-        zoo_settings=zoo_settings, command=command, log=log, workers=workers,
+        zoo_settings=zoo_settings, command=command, log=log, workers=workers, seeds=seeds,
     )
     timings = ran.record["timings_s"]
     written = write_report(ran.sections, out_dir, ran.record, errors=ran.errors, png=png, log=log)
@@ -71,7 +75,8 @@ def make_report(
     timings["total"] = time.perf_counter() - start
     failed = f"; {len(ran.errors)} experiment(s) failed: {', '.join(ran.errors)}" if ran.errors else ""
     log(f"wrote {written.html} in {timings['total']:.1f} s{failed}")
-    return ReportRun(html=written.html, sections=ran.sections, errors=ran.errors, cached=ran.cached, timings=timings, trained=ran.trained, png=written.png)
+    return ReportRun(html=written.html, sections=ran.sections, errors=ran.errors, cached=ran.cached, timings=timings, trained=ran.trained, png=written.png,
+                     record=ran.record)
 
 
 # ---- command line ---------------------------------------------------------------------------
@@ -84,6 +89,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str = 
     parser.add_argument("--recompute", action="store_true", help="ignore cached experiment results (trained models are still reused)")
     parser.add_argument("--no-progress", action="store_true", help="no training progress bars")
     parser.add_argument("--workers", type=_positive_int, help="models trained at once, one process each (default: one per CPU core; 1 on CUDA)")
+    parser.add_argument(
+        "--seeds", type=_seed_count,
+        help=f"seeds the seeded sections' claims are tested on (models and probes; default {DEFAULT_SEEDS}, {QUICK_SEEDS} with --quick)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,23 +107,29 @@ def run_from_args(args: argparse.Namespace, only: Sequence[str] | None, *, prog:
     result = make_report(
         only, quick=args.quick, out_dir=args.out, runs_dir=args.runs, cache_dir=args.cache_dir, png=not args.no_png,
         progress=not args.no_progress, recompute=args.recompute, command=prog + _flags(args, only), workers=args.workers,
+        seeds=args.seeds,
     )
     print(f"report: {result.html}")
     return 0 if result.ok else 1
 
 
-def _positive_int(text: str) -> int:
+def _positive_int(text: str, flag: str = "--workers") -> int:
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"--workers {text!r}: give a positive integer, e.g. --workers 2")
+        raise argparse.ArgumentTypeError(f"{flag} {text!r}: give a positive integer, e.g. {flag} 2")
     return value
+
+
+def _seed_count(text: str) -> int:
+    return _positive_int(text, "--seeds")
 
 
 def _flags(args: argparse.Namespace, only: Sequence[str] | None) -> str:
     flags = [f for f, on in (("--quick", args.quick), ("--no-png", args.no_png), ("--recompute", args.recompute)) if on]
+    flags += [f"--seeds {args.seeds}"] if getattr(args, "seeds", None) else []
     flags += [f"--out {args.out}", f"--runs {args.runs}"] + ([f"--only {' '.join(only)}"] if getattr(args, "only", None) else [])
     return " " + " ".join(flags)
 
@@ -128,7 +143,7 @@ def experiment_main(name: str, argv: Sequence[str] | None = None) -> int:
 
     Flags: ``--quick`` (tiny models and settings), ``--out DIR`` (default ``figures/<name>``),
     ``--runs DIR`` (trained models and the result cache, default ``runs``), ``--no-png``,
-    ``--cache-dir DIR``. Returns the exit status (0, or 1 when the experiment failed).
+    ``--cache-dir DIR``, ``--seeds N``. Returns the exit status (0, or 1 when the experiment failed).
     """
     load(name)  # KeyError naming the known experiments
     parser = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=f"Run the {name} experiment and write its report section.")

@@ -28,9 +28,12 @@ class TrainConfig:
     - Data: ``seed`` draws the batches (a pure function of seed and step); ``val_fraction`` of
       the corpus files is held out; the BPE is trained on at most ``tokenizer_train_chars``
       characters of the training split (``None``: all of it). ``repeat_fraction`` of each
-      batch's windows get a span of their own text copied to a later offset, length and offset
-      drawn per window (see :func:`circuits.training.data.sample_windows`; 0: pure corpus windows). Evaluation always uses pure
-      corpus windows.
+      batch's windows get a span of their own text copied to a later offset: ``window[a:a+L]``
+      is copied over ``window[b:b+L]`` with ``1 <= a``, ``a + L <= b``, ``b + L <= n_ctx``, and
+      ``a``, ``L``, ``b`` drawn per window from the step's generator, so the copy starts at a
+      random offset after natural text, never at a fixed place (see
+      :func:`circuits.training.data.sample_windows`; 0: pure corpus windows, the corpus alone).
+      Evaluation always uses pure corpus windows.
     - Evaluation: ``eval_windows`` fixed validation windows, evaluated at every checkpoint and
       every ``eval_every`` steps (0: only at checkpoints).
     - Checkpoints: ``n_log_checkpoints`` log-spaced steps plus ``n_linear_checkpoints`` evenly

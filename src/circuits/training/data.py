@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from jaxtyping import Int
@@ -327,30 +329,70 @@ def check_stream(stream: np.ndarray, n_ctx: int, name: str) -> None:
 
 
 def sample_windows(
-    stream: np.ndarray, n_ctx: int, batch_size: int, generator: torch.Generator, bos_id: int, repeat_fraction: float = 0.0
+    stream: np.ndarray, n_ctx: int, batch_size: int, generator: torch.Generator, bos_id: int, repeat_fraction: float = 0.0,
+    *, spans: "Callable[[int, int, torch.Generator], Tensor] | None" = None,
 ) -> Int[Tensor, "batch pos"]:
     """``batch_size`` random windows: ``BOS`` then ``n_ctx - 1`` consecutive tokens of ``stream``.
 
     With ``repeat_fraction > 0`` the first ``round(repeat_fraction * batch_size)`` windows each
-    get a *repeated span*: the window's first ``L`` tokens are copied over a later stretch
-    starting at ``b``, with ``L`` and ``b`` drawn per window (``L`` between a sixteenth and a
-    third of the window, ``L <= b <= n_ctx - 1 - L``). The copy's distance varies, so a
-    positional "look back k tokens" head cannot predict it; only an in-context mechanism that
-    matches content (an induction head) can. The text is still the corpus's own.
+    get a *copied span* of their own text: ``window[a:a+L]`` is copied over ``window[b:b+L]``,
+    with ``1 <= a``, ``a + L <= b`` and ``b + L <= n_ctx``, and ``a``, ``L``, ``b`` drawn per
+    window from ``generator`` (:func:`copy_spans`). Both the source and the copy start at random
+    offsets after natural text, so the layout is not that of ``[BOS] + R + R`` probes (whose first
+    copy starts right after ``BOS``), and the copy's distance varies, so a positional "look back
+    k tokens" head cannot predict it; only an in-context mechanism that matches content (an
+    induction head) can. Everything outside ``window[b:b+L]`` is the corpus's own text.
+    Deterministic per generator state, i.e. per ``(seed, step)`` with :func:`step_generator`.
+    ``spans`` draws the ``(a, L, b)`` rows (default :func:`copy_spans`; the synthetic-data
+    experiment passes :func:`copy_spans_from_start`, its stated layout).
     """
     check_stream(stream, n_ctx, "training")
     starts = torch.randint(0, len(stream) - (n_ctx - 1) + 1, (batch_size,), generator=generator).numpy()
     windows = _windows(stream, starts, n_ctx, bos_id)
     n_repeat = round(repeat_fraction * batch_size)
+    if n_repeat:
+        for row, (a, length, b) in enumerate((spans or copy_spans)(n_repeat, n_ctx, generator).tolist()):
+            windows[row, b : b + length] = windows[row, a : a + length]
+    return windows
+
+
+def copy_spans(n_rows: int, n_ctx: int, generator: torch.Generator) -> Int[Tensor, "row 3"]:
+    """``(a, L, b)`` per row: copy ``window[a:a+L]`` to ``window[b:b+L]`` (window positions, ``BOS`` at 0).
+
+    ``L`` is uniform between a sixteenth (at least 2) and a third of the window's ``n_ctx - 1``
+    text tokens; the source start ``a`` is uniform in ``[1, n_ctx - 2L]``; the copy start ``b`` is
+    uniform in ``[a + L, n_ctx - L]`` (the copy follows its source without overlapping it and ends
+    inside the window). A window too short for a span of 2 gets none (an empty result).
+    """
     n_body = n_ctx - 1
     lo, hi = max(2, n_body // 16), n_body // 3
-    if n_repeat and hi >= lo:
-        lengths = torch.randint(lo, hi + 1, (n_repeat,), generator=generator)
-        offsets = torch.rand(n_repeat, generator=generator)
-        for row, (length, offset) in enumerate(zip(lengths.tolist(), offsets.tolist())):
-            b = length + int(offset * (n_body - 2 * length + 1))  # in [L, n_body - L]
-            windows[row, 1 + b : 1 + b + length] = windows[row, 1 : 1 + length]
-    return windows
+    if n_rows <= 0 or hi < lo:
+        return torch.zeros((0, 3), dtype=torch.long)
+    lengths = torch.randint(lo, hi + 1, (n_rows,), generator=generator)
+    u = torch.rand(n_rows, 2, generator=generator, dtype=torch.float64)
+    a = 1 + (u[:, 0] * (n_ctx - 2 * lengths)).long()  # n_ctx - 2L choices: 1 .. n_ctx - 2L
+    b = a + lengths + (u[:, 1] * (n_ctx - 2 * lengths - a + 1)).long()  # a + L .. n_ctx - L
+    return torch.stack([a, lengths, b], dim=1)
+
+
+def copy_spans_from_start(n_rows: int, n_ctx: int, generator: torch.Generator) -> Int[Tensor, "row 3"]:
+    """``(a, L, b)`` per row with the source at the window's start: ``a = 1`` (right after ``BOS``).
+
+    The layout the corpus presets used before copied spans moved to random offsets, kept for the
+    synthetic-data experiment, whose windows are random tokens: ``L`` is uniform between a
+    sixteenth (at least 2) and a third of the ``n_ctx - 1`` text tokens, and the copy starts
+    ``L .. n_ctx - 1 - L`` tokens after the source (drawn as ``float32``, so the draws are those of
+    the earlier code, bitwise). On random tokens a 2L model forms its induction circuit with this
+    layout and not, within 3000 steps, with :func:`copy_spans` (README, "induction_synthetic").
+    """
+    n_body = n_ctx - 1
+    lo, hi = max(2, n_body // 16), n_body // 3
+    if n_rows <= 0 or hi < lo:
+        return torch.zeros((0, 3), dtype=torch.long)
+    lengths = torch.randint(lo, hi + 1, (n_rows,), generator=generator)
+    offsets = torch.rand(n_rows, generator=generator)
+    rows = [(1, length, 1 + length + int(offset * (n_body - 2 * length + 1))) for length, offset in zip(lengths.tolist(), offsets.tolist())]
+    return torch.tensor(rows, dtype=torch.long)
 
 
 def eval_windows(stream: np.ndarray, n_ctx: int, n_windows: int, bos_id: int) -> Int[Tensor, "batch pos"]:

@@ -136,9 +136,15 @@ def _steps_done(folder: Path) -> int:
     return 0
 
 
-def train_parallel(zoo: Any, names: Iterable[str], *, workers: int | None = None, log: Callable[[str], None] = print) -> dict[str, float]:
-    """Train the models ``names`` of ``zoo`` that are not complete yet, ``workers`` at a time; return ``{preset: seconds}`` of those that finished.
+def train_parallel(
+    zoo: Any, names: Iterable[str | tuple[int, str]], *, workers: int | None = None, log: Callable[[str], None] = print,
+    seed_offsets: Sequence[int] | None = None,
+) -> dict[str, float]:
+    """Train the models ``names`` of ``zoo`` that are not complete yet, ``workers`` at a time; return ``{label: seconds}`` of those that finished.
 
+    ``names`` holds preset names or ``(seed_offset, name)`` pairs; ``seed_offsets`` (default: the
+    zoo's own) trains each plain name once per seed offset, in the zoo of that offset (:meth:`~circuits.training.zoo.Zoo.with_seed_offset`), all in one pool; a label is
+    the preset name, with `` seed +k`` for offset k > 0 (:meth:`~circuits.training.zoo.Zoo.label`).
     With one worker (or one missing model) the models are trained in this process, one after the
     other. ``workers`` must be a positive int or ``None`` (:func:`default_workers`).
     """
@@ -146,31 +152,32 @@ def train_parallel(zoo: Any, names: Iterable[str], *, workers: int | None = None
 
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"workers={workers!r} must be a positive integer (or None: one per CPU core)")
-    names = list(dict.fromkeys(names))
-    missing = [n for n in names if not run_complete(zoo.run_dir(n))]
+    offsets = list(dict.fromkeys([zoo.seed_offset] if seed_offsets is None else seed_offsets))
+    pairs: list[tuple[int, str]] = []
+    for item in names:
+        pairs += [tuple(item)] if isinstance(item, (tuple, list)) else [(k, item) for k in offsets]
+    jobs = [(zoo.with_seed_offset(k), n) for k, n in dict.fromkeys(pairs)]
+    missing = [(z, n) for z, n in jobs if not run_complete(z.run_dir(n))]
     if not missing:
         return {}
-    _prepare_tokens(zoo, missing)
+    _prepare_tokens(missing)
     workers = min(len(missing), workers or default_workers(len(missing)))
-    costs = {n: _cost(zoo, n) for n in missing}
-    missing.sort(key=lambda n: -costs[n])  # longest first: the last model to finish is a short one
+    missing.sort(key=lambda job: -_cost(*job))  # longest first: the last model to finish is a short one
     if workers == 1:
         seconds: dict[str, float] = {}
-        for name in missing:
+        for z, name in missing:
             start = time.perf_counter()
-            zoo.ensure(name)
-            seconds[name] = time.perf_counter() - start
+            z.ensure(name)
+            seconds[z.label(name)] = time.perf_counter() - start
         return seconds
-    return _train_in_workers(zoo, missing, workers, log)
+    return _train_in_workers(missing, workers, log)
 
 
-def _train_in_workers(zoo: Any, missing: list[str], workers: int, log: Callable[[str], None]) -> dict[str, float]:
+def _train_in_workers(missing: list[tuple[Any, str]], workers: int, log: Callable[[str], None]) -> dict[str, float]:
     threads = max(1, (os.cpu_count() or 1) // workers)
-    log(f"training {len(missing)} models in {workers} processes of {threads} thread(s): {', '.join(missing)}")
-    settings = dataclasses.asdict(zoo.settings)
-    cache_dir = None if zoo.cache_dir is None else str(zoo.cache_dir)
-    folders = {n: zoo.run_dir(n) for n in missing}
-    bar = _bar(sum(zoo.configs(n)[1].steps for n in missing), zoo.progress)
+    log(f"training {len(missing)} models in {workers} processes of {threads} thread(s): {', '.join(z.label(n) for z, n in missing)}")
+    folders = {z.label(n): z.run_dir(n) for z, n in missing}
+    bar = _bar(sum(z.configs(n)[1].steps for z, n in missing), missing[0][0].progress)
     if bar is not None:
         plain_log = log
 
@@ -181,14 +188,14 @@ def _train_in_workers(zoo: Any, missing: list[str], workers: int, log: Callable[
     seconds: dict[str, float] = {}
     executor = worker_pool(workers, threads)
     try:
-        futures: dict[Future, str] = {executor.submit(_train_one, str(zoo.root), settings, cache_dir, n): n for n in missing}
+        futures: dict[Future, tuple[Any, str]] = {executor.submit(_train_one, *_job_args(z, n)): (z, n) for z, n in missing}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
             for future in done:
                 _report(futures[future], future, seconds, log)
             if bar is not None:
-                bar.n = sum(_steps_done(folders[n]) for n in missing)
+                bar.n = sum(_steps_done(folder) for folder in folders.values())
                 bar.refresh()
     except BaseException:
         _stop_workers(executor)
@@ -200,23 +207,31 @@ def _train_in_workers(zoo: Any, missing: list[str], workers: int, log: Callable[
     return seconds
 
 
-def _report(name: str, future: Future, seconds: dict[str, float], log: Callable[[str], None]) -> None:
+def _job_args(zoo: Any, name: str) -> tuple[str, dict, str | None, str]:
+    """What a worker needs to rebuild ``zoo`` (its seed offset included) and train ``name``."""
+    return str(zoo.root), dataclasses.asdict(zoo.settings), None if zoo.cache_dir is None else str(zoo.cache_dir), name
+
+
+def _report(job: tuple[Any, str], future: Future, seconds: dict[str, float], log: Callable[[str], None]) -> None:
+    zoo, name = job
+    label = zoo.label(name)
     error = future.exception()
     if error is None:
-        seconds[name] = future.result()
-        log(f"trained {name} in {seconds[name]:.1f} s")
+        seconds[label] = future.result()
+        zoo.timings[name] = zoo.timings.get(name, 0.0) + seconds[label]  # trained in a worker: this zoo did not time it
+        log(f"trained {label} in {seconds[label]:.1f} s")
     else:
-        log(f"training {name} failed in its worker ({type(error).__name__}: {error}); the experiment that needs it will train it again")
+        log(f"training {label} failed in its worker ({type(error).__name__}: {error}); the experiment that needs it will train it again")
 
 
-def _prepare_tokens(zoo: Any, names: Sequence[str]) -> None:
+def _prepare_tokens(jobs: Sequence[tuple[Any, str]]) -> None:
     """Train the tokenizer(s) and encode the corpus once, here, before the workers read the cache."""
     from circuits.training.loop import tokenize_corpus
 
     seen = set()
-    for name in names:
+    for zoo, name in jobs:
         model_cfg, train_cfg = zoo.configs(name)
-        key = (model_cfg.d_vocab, train_cfg.val_fraction, train_cfg.tokenizer_train_chars)
+        key = (zoo.corpus.fingerprint, model_cfg.d_vocab, train_cfg.val_fraction, train_cfg.tokenizer_train_chars)
         if key not in seen:
             seen.add(key)
             tokenize_corpus(zoo.corpus, model_cfg, train_cfg, zoo.cache_dir)

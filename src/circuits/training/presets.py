@@ -6,9 +6,12 @@ their checkpoints come from the architecture alone. Sizes are the smallest that
 ``benchmarks/calibrate_presets.py`` found to form an induction head in the two-layer model on
 the standard library within about a minute of training on 2 CPU cores (README, "Presets"):
 ``d_model=128`` (at 64 or 96 no induction head formed within 16M tokens), 5000 steps of 16
-windows, and half of the training windows given a copied span of themselves at a varying
-distance (``repeat_fraction=0.5``). The purposes below say what each model is for; the report
-measures whether it happened.
+windows, and half of the training windows given a copied span of themselves (``repeat_fraction=0.5``:
+a stretch of the window's own text copied to a later offset, source and copy at random places after
+natural text, :func:`circuits.training.data.sample_windows`). ``attn-only-2l-corpus`` is the same
+two-layer model on the corpus alone, the control that shows what the augmentation changes; the
+report says what every model saw (:func:`training_data_label`). The purposes below say what each
+model is for; the report measures whether it happened.
 """
 
 from __future__ import annotations
@@ -84,12 +87,6 @@ def _depth_presets() -> list[Preset]:
             name="attn-only-3l",
             purpose="Three attention-only layers: where induction heads form (the last layer) when there is more depth than needed.",
             model=_attn_only(3),
-            train=_train(),
-        ),
-        Preset(
-            name="full-2l",
-            purpose="Two layers with MLPs, LayerNorm and biases: checks that the induction circuit and phase change survive a standard block.",
-            model=TransformerConfig(n_layers=2, **_SIZES, positional="shortformer", d_mlp=4 * D_MODEL),
             train=_train(),
         ),
     ]

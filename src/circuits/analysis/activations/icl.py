@@ -13,20 +13,30 @@ so every checkpoint is evaluated on the same pairs.
 
 :func:`checkpoint_metrics` computes all of these, plus previous-token, induction and
 prefix-matching scores, for an iterable of models or ``(step, model)`` pairs in one call (models
-are used one at a time, so a generator that loads checkpoints lazily keeps one in memory).
+are used one at a time, so a generator that loads checkpoints lazily keeps one in memory). It can
+keep every window's losses and score every probe row, for bootstrap intervals
+(:mod:`circuits.analysis.uncertainty`).
+
+**Per window** (the units a bootstrap resamples): :func:`window_icl` is each window's banded ICL
+score; :func:`log_index_weights` turns a per-position loss into its slope against ln(index)
+(linear, so it applies to each window as well as to the mean); :func:`log_index_start` says
+where that slope starts (the paper's token 50, or its scaled index in short contexts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
 from circuits.analysis.common import HooksForBatch, check_model, token_batches
+from circuits.analysis.activations.per_sequence import RowTargets, row_scores
 from circuits.analysis.activations.scores import (
     PATTERN_TARGETS,
     induction_scores,
@@ -170,7 +180,10 @@ class CheckpointMetrics:
     ``loss``: mean next-token loss; ``per_position_loss``: mean loss at each position;
     ``loss_vectors``: per-token losses of the fixed ``pairs`` (for PCA across checkpoints);
     ``previous_token``: on ``tokens``; ``induction`` / ``prefix_matching``: on generated repeated
-    random tokens (same seed for every checkpoint).
+    random tokens (same seed for every checkpoint; ``None`` when they were not asked for).
+    ``window_loss``: the loss of every token of every evaluation window (``keep_window_loss=True``),
+    for bootstrap intervals over windows; ``probe_rows[name][kind]``: each probe row's score
+    (:func:`circuits.analysis.activations.per_sequence.row_scores`), for intervals over sequences.
     """
 
     steps: list[int]
@@ -180,9 +193,11 @@ class CheckpointMetrics:
     loss_vectors: Float[Tensor, "checkpoint n_pairs"]
     pairs: Int[Tensor, "n_pairs 2"]
     previous_token: Float[Tensor, "checkpoint layer head"]
-    induction: Float[Tensor, "checkpoint layer head"]
-    prefix_matching: Float[Tensor, "checkpoint layer head"]
+    induction: Float[Tensor, "checkpoint layer head"] | None
+    prefix_matching: Float[Tensor, "checkpoint layer head"] | None
     indices: ICLIndices
+    window_loss: Float[Tensor, "checkpoint batch pos_minus_1"] | None = None
+    probe_rows: dict[str, dict[str, Float[Tensor, "checkpoint row layer head"]]] = field(default_factory=dict)
 
 
 def checkpoint_metrics(
@@ -195,6 +210,8 @@ def checkpoint_metrics(
     seed: int = 0,
     induction: dict[str, Any] | None = None,
     prefix_matching: dict[str, Any] | None = None,
+    probes: Mapping[str, RowTargets] | None = None,
+    keep_window_loss: bool = False,
     batch_size: int = 32,
 ) -> CheckpointMetrics:
     """ICL score, loss curves, per-token loss vectors and head scores for each model, in one call.
@@ -203,52 +220,67 @@ def checkpoint_metrics(
     defaults to one index per example of ``tokens`` drawn with ``seed``. ``induction`` and
     ``prefix_matching`` are keyword arguments for :func:`circuits.induction_scores` and
     :func:`circuits.prefix_matching_scores` (``seed`` included, so all checkpoints see the same tokens).
+    With ``probes`` (name -> :func:`~circuits.analysis.activations.per_sequence.row_targets`),
+    each probe row is scored instead (``probe_rows``), and the generated-token scores are
+    computed only when their keyword arguments are given. ``keep_window_loss`` keeps every
+    window's per-token losses (``window_loss``).
     """
     if not isinstance(tokens, Tensor) or tokens.ndim != 2:
         raise ValueError("tokens must be a fixed [batch, pos] evaluation set (the same tokens for every checkpoint)")
     indices = icl_indices(tokens.shape[1], late, early)
     pairs = sample_token_indices(tokens.shape[0], tokens.shape[1], seed) if pairs is None else pairs
     _check_pairs(pairs, tuple(tokens.shape))
-    rows: dict[str, list[Tensor]] = {k: [] for k in ("icl", "loss", "ppl", "vec", "prev", "ind", "pm")}
+    generated = {"ind": (induction_scores, induction), "pm": (prefix_matching_scores, prefix_matching)}
+    if probes is not None:  # the probes (even none) replace the generated-token scores, unless those are asked for explicitly
+        generated = {k: v for k, v in generated.items() if v[1] is not None}
+    rows: dict[str, list[Tensor]] = {k: [] for k in ("ppl", "vec", "prev", "win", *generated)}
+    probe_rows: dict[str, dict[str, list[Tensor]]] = {name: {} for name in probes or {}}
     steps: list[int] = []
     for i, item in enumerate(models):
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], int):
-            step, model = item
-        else:
-            step, model = i, item
+        step, model = item if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], int) else (i, item)
         check_model(model)
         steps.append(step)
-        per_position, vector = _loss_and_prev(model, tokens, pairs, batch_size, rows["prev"])
+        per_position, vector = _loss_and_prev(model, tokens, pairs, batch_size, rows["prev"], rows["win"] if keep_window_loss else None)
         rows["ppl"].append(per_position)
-        rows["loss"].append(per_position.mean())
-        rows["icl"].append(per_position[indices.late - 1] - per_position[indices.early - 1])
         rows["vec"].append(vector)
-        rows["ind"].append(induction_scores(model, **(induction or {})).cpu())
-        rows["pm"].append(prefix_matching_scores(model, **(prefix_matching or {})).cpu())
+        for key, (score, kwargs) in generated.items():
+            rows[key].append(score(model, **(kwargs or {})).cpu())
+        for name, targets in (probes or {}).items():
+            for kind, value in row_scores(model, targets).items():
+                probe_rows[name].setdefault(kind, []).append(value)
     if not steps:
         raise ValueError("models is empty: give at least one model or (step, model) pair")
+    return _stacked(steps, rows, probe_rows, pairs, indices)
+
+
+def _stacked(steps: list[int], rows: dict[str, list[Tensor]], probe_rows: dict, pairs: Tensor, indices: ICLIndices) -> CheckpointMetrics:
+    """The per-checkpoint rows of :func:`checkpoint_metrics` stacked into a :class:`CheckpointMetrics`."""
     shapes = {tuple(t.shape) for t in rows["prev"]}
     if len(shapes) != 1:
         raise ValueError(f"all checkpoints must have the same layers and heads, got score shapes {sorted(shapes)}")
+    per_position_loss = torch.stack(rows["ppl"])
     return CheckpointMetrics(
         steps=steps,
-        icl=torch.stack(rows["icl"]),
-        loss=torch.stack(rows["loss"]),
-        per_position_loss=torch.stack(rows["ppl"]),
+        icl=per_position_loss[:, indices.late - 1] - per_position_loss[:, indices.early - 1],
+        loss=per_position_loss.mean(-1),
+        per_position_loss=per_position_loss,
         loss_vectors=torch.stack(rows["vec"]),
         pairs=pairs,
         previous_token=torch.stack(rows["prev"]).float(),
-        induction=torch.stack(rows["ind"]).float(),
-        prefix_matching=torch.stack(rows["pm"]).float(),
+        induction=torch.stack(rows["ind"]).float() if "ind" in rows else None,
+        prefix_matching=torch.stack(rows["pm"]).float() if "pm" in rows else None,
         indices=indices,
+        window_loss=torch.stack(rows["win"]) if rows["win"] else None,
+        probe_rows={name: {kind: torch.stack(v) for kind, v in kinds.items()} for name, kinds in probe_rows.items()},
     )
 
 
-def _loss_and_prev(model, tokens: Tensor, pairs: Tensor, batch_size: int, prev_rows: list) -> tuple[Tensor, Tensor]:
-    """One streamed pass: per-position loss, the pairs' losses and previous-token scores."""
+def _loss_and_prev(model, tokens: Tensor, pairs: Tensor, batch_size: int, prev_rows: list, window_rows: list | None) -> tuple[Tensor, Tensor]:
+    """One streamed pass: per-position loss, the pairs' losses and previous-token scores (and every window's losses)."""
     total = torch.zeros(tokens.shape[1] - 1, dtype=torch.float64)
     vector = torch.full((pairs.shape[0],), float("nan"))
     state = {"offset": 0, "n": 0}
+    windows: list[Tensor] = []
 
     def on_output(chunk: Tensor, per_token: Tensor) -> None:
         per_token = per_token.float().cpu()
@@ -257,6 +289,8 @@ def _loss_and_prev(model, tokens: Tensor, pairs: Tensor, batch_size: int, prev_r
         vector[where] = values
         state["offset"] += chunk.shape[0]
         state["n"] += chunk.shape[0]
+        if window_rows is not None:
+            windows.append(per_token)
 
     scores = stream_pattern_scores(
         model,
@@ -266,4 +300,51 @@ def _loss_and_prev(model, tokens: Tensor, pairs: Tensor, batch_size: int, prev_r
         return_type="per_token_loss",
     )
     prev_rows.append(scores["previous_token"].cpu())
+    if window_rows is not None:
+        window_rows.append(torch.cat(windows))
     return (total / state["n"]).float(), vector
+
+
+# ---- per evaluation window (for bootstrap intervals over windows) ----------------------------------
+def window_icl(window_loss: Float[np.ndarray, "... window pos_minus_1"], late: Sequence[int], early: Sequence[int]) -> Float[np.ndarray, "... window"]:
+    """Each window's ICL score: its mean loss over token indices ``late`` minus over ``early`` (index ``i`` = column ``i - 1``).
+
+    The mean over windows is the banded ICL score of the mean per-position loss; one value per
+    window is what a bootstrap over windows resamples.
+    """
+    loss = np.asarray(window_loss, dtype=float)
+    for name, idx in (("late", late), ("early", early)):
+        if not idx or min(idx) < 1 or max(idx) > loss.shape[-1]:
+            raise ValueError(f"{name} indices {list(idx)} must be in [1, {loss.shape[-1]}] (predicted-token indices of {loss.shape[-1] + 1}-token windows)")
+    return loss[..., [i - 1 for i in late]].mean(-1) - loss[..., [i - 1 for i in early]].mean(-1)
+
+
+def log_index_weights(n_pos: int, first: int, last: int | None = None) -> Float[np.ndarray, "pos_minus_1"]:
+    """Weights ``w`` with ``loss @ w`` = the least-squares slope of loss against ln(index) over indices ``first..last``.
+
+    ``loss`` is a per-position loss (entry ``i - 1`` = predicting token ``i``); ``last`` defaults to
+    ``n_pos - 1``. The slope is linear in the losses, so a window's slope is ``window_loss @ w`` and
+    the mean of the windows' slopes is the slope of the mean loss.
+    """
+    last = n_pos - 1 if last is None else last
+    if not 1 <= first < last <= n_pos - 1:
+        raise ValueError(f"a log-index slope needs 1 <= first < last <= {n_pos - 1}, got first={first}, last={last}")
+    x = np.log(np.arange(first, last + 1, dtype=float))
+    w = np.zeros(n_pos - 1)
+    w[first - 1 : last] = (x - x.mean()) / ((x - x.mean()) ** 2).sum()
+    return w
+
+
+def log_index_start(n_pos: int) -> tuple[int, str]:
+    """Where a loss-by-log-index slope starts: the paper's token 50 when one e-fold of context lies beyond it, else the scaled index.
+
+    The In-context Learning paper: before the phase change loss stops improving "beyond token 50"
+    (of 512- or 8192-token contexts). A slope against ln(index) needs a range of indices: we use
+    index 50 when the context reaches ``e * 50`` (136 tokens), and otherwise the paper's 50 scaled
+    like the ICL indices (:func:`icl_indices`: 6 for 64-token windows). Returns the index and a note.
+    """
+    if n_pos - 1 >= math.ceil(math.e * PAPER_EARLY):
+        return PAPER_EARLY, f"beyond token {PAPER_EARLY} (the paper's)"
+    first = icl_indices(n_pos).early
+    return first, (f"beyond token {first} (the paper's {PAPER_EARLY} scaled to {n_pos}-token windows: a {n_pos}-token context leaves "
+                   f"less than one e-fold beyond token {PAPER_EARLY} to fit a slope)")

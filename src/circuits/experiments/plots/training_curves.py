@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 from circuits.experiments.plots.style import LAYOUT, PANELS_LAYOUT, Values, series_colours
 
-__all__ = ['add_band', 'mark_bars', 'curves', 'curve_rows', 'head_curve_panels']
+__all__ = ['add_band', 'mark_bars', 'curves', 'curve_rows', 'head_curve_panels', 'add_interval']
 
 
 def add_band(fig: go.Figure, band: tuple[float, float] | None, **where) -> go.Figure:
@@ -111,4 +111,13 @@ def head_curve_panels(
         fig.update_xaxes(title_text=x_title, row=1, col=col)
     fig.update_yaxes(title_text=y_title, row=1, col=1)
     fig.update_layout(title=title, height=height, **PANELS_LAYOUT)
+    return fig
+
+
+def add_interval(fig: go.Figure, x: Values, lo: Values, hi: Values, *, colour: str, name: str) -> go.Figure:
+    """Shade between ``lo`` and ``hi`` along ``x`` (e.g. a curve's 95% bootstrap interval) in a pale ``colour``, behind the curves."""
+    xs = [float(v) for v in x]
+    fig.add_scatter(x=xs + xs[::-1], y=[float(v) for v in hi] + [float(v) for v in lo][::-1], fill="toself", fillcolor=colour,
+                    opacity=0.15, line=dict(width=0), mode="lines", hoverinfo="skip", showlegend=False, name=f"{name} 95% interval")
+    fig.data = (fig.data[-1], *fig.data[:-1])  # drawn first: behind the curves
     return fig
