@@ -1,27 +1,41 @@
-"""Training throughput of ``circuits.train`` against a plain PyTorch loop, measured side by side, plus MFU.
+"""Whole-run training throughput of ``circuits.train`` against a plain PyTorch loop, measured side by side, plus MFU.
 
-    python benchmarks/bench_training.py                      # attn-only-2l preset, CPU
-    python benchmarks/bench_training.py --preset full-2l --steps 40 --rounds 5
-    python benchmarks/bench_training.py --device cuda        # bfloat16 autocast, as circuits.train does on GPU
+    python benchmarks/bench_training.py                          # attn-only-2l, full 5000-step runs, 1 thread
+    python benchmarks/bench_training.py --steps 1500 --rounds 5  # a cut run, more rounds
+    python benchmarks/bench_training.py --variants plain eager compiled compiled-cold
 
-The reference is what a user would write by hand (nanoGPT style): the same architecture as the
-preset's attention-only model (embedding, shortformer positions added to the query/key input,
-``nn.Linear`` projections, ``F.scaled_dot_product_attention`` with a causal mask, unembedding),
-the same AdamW parameter groups, warmup + cosine learning rate, gradient clipping, and the same
-random windows drawn from the same token memmap. ``circuits.train`` runs with checkpoints only at
-step 0 and the end; its throughput counts the training steps only (as the plain loop's does).
-Rounds alternate between the two so that both see the same machine load; the median round
-is reported. MFU = achieved model FLOP/s / the best float32 (bfloat16 on GPU) matmul FLOP/s
-measured in this process; model FLOPs per token = 6 x (matmul parameters, unembedding included)
-+ 6 x n_layers x n_ctx x n_heads x d_head (causal attention scores and mixing, forward + backward).
+A *whole run* is what a user waits for. For ``circuits.train``: the ``train()`` call (data from the
+token cache, folder, model, optimizer, every step, the evaluation and checkpoint write at each of
+the preset's checkpoints, and for the compiled variants the ``torch.compile`` of the step). For the
+reference: what a user writes by hand (nanoGPT style) over the same batches: load the same token
+cache, build the same attention-only architecture (embedding, shortformer positions added to the
+query/key input, ``nn.Linear`` projections, ``F.scaled_dot_product_attention``, unembedding), the
+same AdamW groups (PyTorch's default ``foreach`` kernel), warmup + cosine learning rate and
+gradient clipping, and run every step; no evaluation, no checkpoint.
+
+Variants: ``plain`` (the reference), ``eager`` (``circuits.train``), ``compiled``
+(``circuits.train(compiled=True)`` with a warm inductor cache, as every run after the first of an
+architecture on a machine), ``compiled-cold`` (the same with an empty inductor cache: the first run).
+Each run is its own process (so process-wide state, caches and allocator included, starts fresh),
+with ``--threads`` intra-op threads; rounds run the variants in rotated order so that machine load
+drifts over all of them alike, and ratios are paired within a round (median and range reported).
+Tokens/s counts ``steps x batch x n_ctx`` over the whole run's wall time (``step tok/s``: over the
+steps alone). MFU = model FLOP/s / the best float32 (bfloat16 on GPU) 1024^3 matmul FLOP/s measured
+in this process at the same thread count; model FLOPs per token = 6 x (matmul parameters,
+unembedding included) + 6 x n_layers x n_ctx x n_heads x d_head (causal attention scores and mixing,
+forward + backward).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +47,8 @@ from torch import nn
 from circuits import get_preset, train
 from circuits.training.data import find_corpus, get_tokenizer, get_tokens, sample_windows, step_generator
 from circuits.training.loop import lr_at
+
+VARIANTS = ("plain", "eager", "compiled", "compiled-cold")
 
 
 class PlainAttention(nn.Module):
@@ -72,41 +88,40 @@ class PlainAttnOnly(nn.Module):
         return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten())
 
 
-def plain_loop(model_cfg, train_cfg, tokens, steps: int, start: int, device: torch.device) -> float:
-    """Tokens/s of a hand-written loop over ``steps`` steps (after 3 warm-up steps)."""
+def plain_run(model_cfg, train_cfg, cache_dir, device: torch.device) -> dict[str, float]:
+    """A hand-written loop over ``train_cfg.steps`` steps; wall time from loading the token cache to the last step."""
+    tick = time.perf_counter()
+    corpus = find_corpus()
+    tokenizer = get_tokenizer(corpus, model_cfg.d_vocab, val_fraction=train_cfg.val_fraction, max_train_chars=train_cfg.tokenizer_train_chars, cache_dir=cache_dir)
+    tokens = get_tokens(corpus, tokenizer, val_fraction=train_cfg.val_fraction, cache_dir=cache_dir)
     model = PlainAttnOnly(model_cfg).to(device)
     decay = [p for p in model.parameters() if p.ndim >= 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": train_cfg.weight_decay}], lr=train_cfg.lr, betas=train_cfg.betas, eps=train_cfg.eps)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-
-    def step(i: int) -> None:
+    steps_start = time.perf_counter()
+    for step in range(train_cfg.steps):
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(i, train_cfg)
-        batch = sample_windows(tokens.train, model_cfg.n_ctx, train_cfg.batch_size, step_generator(train_cfg.seed, i), tokens.bos_id).to(device)
+            group["lr"] = lr_at(step, train_cfg)
+        batch = sample_windows(tokens.train, model_cfg.n_ctx, train_cfg.batch_size, step_generator(train_cfg.seed, step), tokens.bos_id, train_cfg.repeat_fraction)
         with autocast:
-            loss = model(batch)
+            loss = model(batch.to(device))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-
-    for i in range(3):
-        step(start + i)
     _sync(device)
-    tick = time.perf_counter()
-    for i in range(steps):
-        step(start + 3 + i)
-    _sync(device)
-    return steps * train_cfg.batch_size * model_cfg.n_ctx / (time.perf_counter() - tick)
+    end = time.perf_counter()
+    return {"wall_s": end - tick, "step_s": end - steps_start}
 
 
-def circuits_loop(model_cfg, train_cfg, corpus, steps: int, device: str, cache_dir) -> float:
-    """Tokens/s of ``circuits.train`` itself (steps only; checkpoints at step 0 and the end)."""
+def circuits_run(model_cfg, train_cfg, cache_dir, device: torch.device, compiled: bool) -> dict[str, float]:
+    """One whole ``circuits.train`` run (the preset's checkpoints and evaluations included) in a fresh folder."""
     out = Path(tempfile.mkdtemp(prefix="bench-circuits-"))
     try:
-        cfg = train_cfg.replace(steps=steps + 3, warmup_steps=min(train_cfg.warmup_steps, steps), n_log_checkpoints=0, n_linear_checkpoints=0, eval_windows=1, log_every=10**6)
-        result = train(model_cfg, cfg, out_dir=out / "run", corpus=corpus, device=device, cache_dir=cache_dir, progress=False)
-        return result.tokens_per_s
+        tick = time.perf_counter()
+        result = train(model_cfg, train_cfg, out_dir=out / "run", device=str(device), cache_dir=cache_dir, progress=False, compiled=compiled)
+        wall = time.perf_counter() - tick
+        return {"wall_s": wall, "step_s": result.tokens_seen / result.tokens_per_s, "checkpoints": len(train_cfg.checkpoint_steps)}
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -141,43 +156,96 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _configs(args):
+    preset = get_preset(args.preset)
+    model_cfg, train_cfg = preset.model, preset.train
+    if args.steps and args.steps != train_cfg.steps:
+        train_cfg = train_cfg.replace(steps=args.steps, warmup_steps=args.steps // 20)
+    if args.batch_size:
+        train_cfg = train_cfg.replace(batch_size=args.batch_size)
+    return model_cfg, train_cfg
+
+
+def worker(args) -> None:
+    """One run of one variant, in this process; prints its timings as one JSON line."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model_cfg, train_cfg = _configs(args)
+    device = torch.device(args.device)
+    if args.worker == "plain":
+        timings = plain_run(model_cfg, train_cfg, args.cache_dir, device)
+    else:
+        timings = circuits_run(model_cfg, train_cfg, args.cache_dir, device, compiled=args.worker.startswith("compiled"))
+    print(json.dumps(timings))
+
+
+def run_variant(args, variant: str) -> dict[str, float]:
+    command = [sys.executable, __file__, "--worker", variant, "--preset", args.preset, "--device", args.device]
+    for flag in ("steps", "batch_size", "threads", "cache_dir"):
+        if getattr(args, flag):
+            command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    env = dict(os.environ)
+    cold = tempfile.mkdtemp(prefix="bench-inductor-") if variant == "compiled-cold" else None
+    if cold:
+        env["TORCHINDUCTOR_CACHE_DIR"] = cold
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    finally:
+        if cold:
+            shutil.rmtree(cold, ignore_errors=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{variant} run failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def report(args, results: dict[str, list[dict]], tokens: int, peak: float, per_token: float) -> None:
+    def rate(run, key):
+        return tokens / run[key]
+
+    print(f"\npreset {args.preset}: {tokens:,} tokens per run, device {args.device}, {args.threads or torch.get_num_threads()} threads, {args.rounds} rounds")
+    print(f"matmul peak (measured) {peak / 1e9:.1f} GFLOP/s; model FLOPs per token {per_token / 1e6:.2f} MFLOP")
+    print("| variant | whole-run tok/s | x plain (median, range) | MFU | step tok/s | steps x plain | step MFU |\n|---|---|---|---|---|---|---|")
+    plain = results.get("plain")
+    for variant, runs in results.items():
+        whole, steps = [rate(r, "wall_s") for r in runs], [rate(r, "step_s") for r in runs]
+        ratio = step_ratio = "—"
+        if plain:
+            paired = [w / rate(p, "wall_s") for w, p in zip(whole, plain)]
+            paired_steps = [s / rate(p, "step_s") for s, p in zip(steps, plain)]
+            ratio = f"{statistics.median(paired):.3f} ({min(paired):.3f}-{max(paired):.3f})"
+            step_ratio = f"{statistics.median(paired_steps):.3f} ({min(paired_steps):.3f}-{max(paired_steps):.3f})"
+        w, s = statistics.median(whole), statistics.median(steps)
+        print(f"| {variant} | {w:,.0f} | {ratio} | {w * per_token / peak:.1%} | {s:,.0f} | {step_ratio} | {s * per_token / peak:.1%} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="attn-only-2l")
-    parser.add_argument("--steps", type=int, default=100, help="timed steps per round and loop")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, help="steps per run (default: the preset's, 5000)")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads in every run (the report's workers use 1)")
     parser.add_argument("--cache-dir")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["plain", "eager", "compiled"])
+    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    preset = get_preset(args.preset)
-    model_cfg, train_cfg = preset.model, preset.train
-    if args.batch_size:
-        train_cfg = train_cfg.replace(batch_size=args.batch_size)
+    if args.worker:
+        return worker(args)
+    model_cfg, train_cfg = _configs(args)
     if not (model_cfg.attn_only and model_cfg.positional == "shortformer" and model_cfg.normalization == "none" and not model_cfg.use_bias and model_cfg.n_kv_heads_ == model_cfg.n_heads and not model_cfg.smear_key):
         raise SystemExit(f"the plain reference implements the Framework attention-only architecture; {args.preset} is not one")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device))
-
-    corpus = find_corpus()
-    tokenizer = get_tokenizer(corpus, model_cfg.d_vocab, val_fraction=train_cfg.val_fraction, max_train_chars=train_cfg.tokenizer_train_chars, cache_dir=args.cache_dir)
-    tokens = get_tokens(corpus, tokenizer, val_fraction=train_cfg.val_fraction, cache_dir=args.cache_dir)
-    peak = matmul_peak(device)
-    ours, plain = [], []
+    torch.set_num_threads(args.threads)
+    peak = matmul_peak(torch.device(args.device))
+    if "compiled" in args.variants:  # warm the inductor cache, untimed, so that "compiled" measures a warm start
+        run_variant(argparse.Namespace(**{**vars(args), "steps": 30}), "compiled")
+    results: dict[str, list[dict]] = {variant: [] for variant in args.variants}
     for round_ in range(args.rounds):
-        ours.append(circuits_loop(model_cfg, train_cfg, corpus, args.steps, str(device), args.cache_dir))
-        plain.append(plain_loop(model_cfg, train_cfg, tokens, args.steps, 0, device))
-        print(f"round {round_ + 1}: circuits {ours[-1]:,.0f} tokens/s, plain {plain[-1]:,.0f} tokens/s, ratio {ours[-1] / plain[-1]:.3f}", flush=True)
-    ours_median, plain_median = statistics.median(ours), statistics.median(plain)
-    per_token = flops_per_token(model_cfg)
-    print(f"\npreset {args.preset}: batch {train_cfg.batch_size} x n_ctx {model_cfg.n_ctx}, device {device}, {torch.get_num_threads()} threads")
-    print(f"matmul peak (measured)   {peak / 1e9:8.1f} GFLOP/s")
-    print(f"model FLOPs per token    {per_token / 1e6:8.2f} MFLOP")
-    print(f"circuits.train           {ours_median:10,.0f} tokens/s   MFU {ours_median * per_token / peak:6.1%}")
-    print(f"plain PyTorch loop       {plain_median:10,.0f} tokens/s   MFU {plain_median * per_token / peak:6.1%}")
-    print(f"ratio circuits / plain   {ours_median / plain_median:10.3f}   (median of {args.rounds} alternating rounds of {args.steps} steps)")
+        order = args.variants[round_ % len(args.variants):] + args.variants[: round_ % len(args.variants)]
+        for variant in order:
+            results[variant].append(run_variant(args, variant))
+            print(f"round {round_ + 1} {variant}: {json.dumps(results[variant][-1])}", flush=True)
+    report(args, results, train_cfg.steps * train_cfg.batch_size * model_cfg.n_ctx, peak, flops_per_token(model_cfg))
 
 
 if __name__ == "__main__":

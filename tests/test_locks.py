@@ -67,7 +67,8 @@ def test_the_lock_dies_with_its_holder(tmp_path):
 def test_a_second_writer_of_a_running_run_is_refused_and_changes_nothing(tmp_path, corpus, cache):
     out = tmp_path / "run"
     run = trainer(out, corpus, cache)
-    with paused_child(loop_module, "sample_windows", 6, run) as pid:  # paused in step 6, holding the lock
+    # Paused in step 7, holding the lock; no checkpoint write is in flight then (step 5's is on disk by the end of step 6).
+    with paused_child(loop_module, "sample_windows", 7, run) as pid:
         before = snapshot(out)
         for resume in (True, False):
             with pytest.raises(FolderLockedError, match=rf"run folder {out} is in use by process {pid}") as error:

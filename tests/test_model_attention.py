@@ -204,8 +204,9 @@ def test_fused_and_explicit_attention_agree(overrides, padded, tokens):
         mask[0, :2] = 0
         kwargs["attention_mask"] = mask
     fused = model(tokens, **kwargs)
-    explicit = model.run_with_hooks(tokens, fwd_hooks=[(lambda n: n.endswith("hook_attn_scores"), lambda t, hook: t)], **kwargs)
-    with_result = model.run_with_hooks(tokens, fwd_hooks=[(lambda n: n.endswith("hook_result"), lambda t, hook: t)], **kwargs)
+    # A hook that returns a new tensor counts as an edit, so the explicit path computes what flows on.
+    explicit = model.run_with_hooks(tokens, fwd_hooks=[(lambda n: n.endswith("hook_attn_scores"), lambda t, hook: t.clone())], **kwargs)
+    with_result = model.run_with_hooks(tokens, fwd_hooks=[(lambda n: n.endswith("hook_result"), lambda t, hook: t.clone())], **kwargs)
     keep = kwargs["attention_mask"].bool() if padded else torch.ones_like(tokens, dtype=torch.bool)
     assert (fused - explicit)[keep].abs().max() < 1e-5
     assert (fused - with_result)[keep].abs().max() < 1e-5

@@ -52,7 +52,7 @@ def test_every_hook_fires_and_cache_keys_equal_hook_names(overrides, tokens):
 def test_identity_hooks_change_nothing(model, tokens):
     clean = model(tokens)
     hooked = model.run_with_hooks(tokens, fwd_hooks=[(lambda name: True, lambda t, hook: t)])
-    assert torch.allclose(clean, hooked, atol=1e-6)
+    assert torch.equal(clean, hooked)  # an observing hook changes no number (the fused paths still run)
 
 
 def test_hooks_can_edit_activations(model, tokens):

@@ -187,9 +187,10 @@ def test_matches_naive_reference(name, padded):
         kwargs["attention_mask"] = mask
     with torch.no_grad():
         ours = model(tokens, **kwargs)
-        _, cache = model.run_with_cache(tokens, **kwargs)  # explicit attention path
+        _, cache = model.run_with_cache(tokens, **kwargs)
         reference = naive_forward(model, tokens, attention_mask=mask, prefix_len=kwargs.get("prefix_len"))
-        explicit = model.run_with_hooks(tokens, fwd_hooks=[(lambda n: n.endswith("hook_pattern") or n == "hook_embed", lambda t, hook: t)], **kwargs)
+        # A hook returning a new tensor counts as an edit: the explicit attention path computes z.
+        explicit = model.run_with_hooks(tokens, fwd_hooks=[(lambda n: n.endswith("hook_pattern") or n == "hook_embed", lambda t, hook: t.clone())], **kwargs)
     keep = mask.bool() if mask is not None else torch.ones(2, 7, dtype=torch.bool)
     assert (ours - reference)[keep].abs().max() < 1e-5
     assert (explicit - reference)[keep].abs().max() < 1e-5

@@ -226,3 +226,52 @@ def test_bad_arguments(tmp_path, corpus, cache):
         with pytest.raises(ValueError, match="no CUDA GPU"):
             run(tmp_path / "run", corpus, cache, device="cuda")
     assert not (tmp_path / "run").exists()
+
+
+# ---- checkpoints written in the background ------------------------------------------------
+def test_training_step_is_the_models_loss_and_the_optimizer_is_fused():
+    from circuits import Transformer
+
+    model = Transformer(tiny_model_config())
+    tokens = torch.randint(0, 263, (3, 7), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(model.next_token_loss(tokens), model(tokens, return_type="loss"))  # same operations, same bits
+    assert all(group["fused"] for group in make_optimizer(model, tiny_train_config()).param_groups)
+
+
+def test_checkpoint_writer_reports_a_failed_write(tmp_path, monkeypatch):
+    from circuits.training import checkpoint as ckpt
+
+    def data(name: str) -> ckpt.CheckpointData:
+        return ckpt.CheckpointData(tmp_path / name, {}, {}, "", None, None, None)
+
+    def fail(data):
+        written.append(data.folder.name)
+        raise OSError("disk full")
+
+    writer, written, after = ckpt.CheckpointWriter(), [], []
+    monkeypatch.setattr(ckpt, "write_checkpoint", fail)
+    writer.submit(data("first"))
+    with pytest.raises(OSError, match="disk full"):
+        writer.submit(data("second"))  # the first write's error surfaces before the next one starts
+    writer.submit(data("third"), then=lambda: after.append("pruned"))
+    assert isinstance(writer.close(), OSError)
+    assert written == ["first", "third"] and after == []  # what follows a failed write does not run
+
+
+def test_a_failed_background_write_stops_training_with_its_error(tmp_path, corpus, cache, monkeypatch):
+    from circuits.training import checkpoint as ckpt
+
+    real, calls = ckpt.write_checkpoint, [0]
+
+    def fail_third(data):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OSError("disk full")
+        return real(data)
+
+    monkeypatch.setattr(ckpt, "write_checkpoint", fail_third)
+    with pytest.raises(OSError, match="disk full"):
+        run(tmp_path / "run", corpus, cache)
+    assert [step for step, _ in list_checkpoints(tmp_path / "run")] == [0, 1]  # complete folders only
+    monkeypatch.undo()
+    assert run(tmp_path / "run", corpus, cache, resume=True).step == 12  # the folder was unlocked and resumes

@@ -39,6 +39,9 @@ Hook names (module paths; every hook point that exists fires)
     ``[batch, pos, head, d_model]``), ``blocks.{l}.hook_attn_out``, ``blocks.{l}.hook_resid_mid``,
     ``blocks.{l}.mlp.hook_pre``/``hook_pre_linear``/``hook_post``, ``blocks.{l}.hook_mlp_out``,
     ``blocks.{l}.hook_resid_post``, ``ln_final.hook_scale``/``hook_normalized``.
+    ``run_with_cache`` derives ``hook_attn_scores``, ``hook_pattern``, ``hook_result``, the norms'
+    ``hook_scale`` and ``mlp.hook_post`` on first read when no hook observes them, bitwise equal
+    to the forward's values (``model/cache.py``); hooks that leave a tensor unchanged change no number.
 
 Choices made once at build time
     ``model.positional`` is the positional scheme object (``model/positional.py``: one class per

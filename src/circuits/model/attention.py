@@ -15,9 +15,14 @@ Grouped-query attention: ``W_K``/``W_V`` have ``n_kv_heads`` heads; query head `
 key/value head ``h // (n_heads / n_kv_heads)``. ``hook_k``/``hook_v`` show the ``n_kv_heads``
 heads actually computed.
 
-When nothing is attached to ``hook_attn_scores``, ``hook_pattern`` or ``hook_result``, the
-fused ``scaled_dot_product_attention`` kernel computes ``z`` and ``attn_out`` is one matmul;
-otherwise the explicit path above runs so the hooks see (and may edit) each tensor.
+When nothing is attached to ``hook_attn_scores`` or ``hook_pattern``, the fused
+``scaled_dot_product_attention`` kernel computes ``z``; when nothing is attached to
+``hook_result``, ``attn_out`` is one matmul. Otherwise the explicit path above runs so the hooks
+see (and may edit) each tensor; if they leave it unchanged, the fused value is still what flows
+on, so observing never changes a number (see :mod:`circuits.model.cache`). ``run_with_cache``
+derives the scores, pattern (their softmax) and per-head results on first access from ``q``,
+``k`` and ``z`` with the same functions (:meth:`Attention.attn_scores`, :class:`SharedScores`,
+:meth:`Attention.head_results`).
 """
 
 from __future__ import annotations
@@ -29,10 +34,10 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
 from circuits.config import TransformerConfig
 from circuits.model._hooks import affine, is_hooked
+from circuits.model.cache import CacheableHookPoint, DerivableHookPoint, unchanged, version_of
 from circuits.model.masks import AttentionContext
 from circuits.model.positional import positional_scheme
 
@@ -78,18 +83,18 @@ class Attention(nn.Module):
         self.rotary = positional_scheme(cfg).rotary(cfg)  # rotary's q/k rotation, or None
         self.scale = 1.0 / math.sqrt(e)
 
-        self.hook_q = HookPoint()  # [batch, pos, head, d_head]
-        self.hook_k = HookPoint()  # [batch, pos, kv_head, d_head]
-        self.hook_v = HookPoint()  # [batch, pos, kv_head, d_head]
+        self.hook_q = CacheableHookPoint()  # [batch, pos, head, d_head]
+        self.hook_k = CacheableHookPoint()  # [batch, pos, kv_head, d_head]
+        self.hook_v = CacheableHookPoint()  # [batch, pos, kv_head, d_head]
         if self.smear is not None:
-            self.hook_smeared_k = HookPoint()  # [batch, pos, kv_head, d_head]
+            self.hook_smeared_k = CacheableHookPoint()  # [batch, pos, kv_head, d_head]
         if self.rotary is not None:
-            self.hook_rot_q = HookPoint()  # [batch, pos, head, d_head]
-            self.hook_rot_k = HookPoint()  # [batch, pos, kv_head, d_head]
-        self.hook_attn_scores = HookPoint()  # [batch, head, query_pos, key_pos]
-        self.hook_pattern = HookPoint()  # [batch, head, query_pos, key_pos]
-        self.hook_z = HookPoint()  # [batch, pos, head, d_head]
-        self.hook_result = HookPoint()  # [batch, pos, head, d_model]
+            self.hook_rot_q = CacheableHookPoint()  # [batch, pos, head, d_head]
+            self.hook_rot_k = CacheableHookPoint()  # [batch, pos, kv_head, d_head]
+        self.hook_attn_scores = DerivableHookPoint()  # [batch, head, query_pos, key_pos]
+        self.hook_pattern = DerivableHookPoint()  # [batch, head, query_pos, key_pos]
+        self.hook_z = CacheableHookPoint()  # [batch, pos, head, d_head]
+        self.hook_result = DerivableHookPoint()  # [batch, pos, head, d_model]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"], ctx: AttentionContext) -> Float[Tensor, "batch pos d_model"]:
         qk_input = x if ctx.qk_pos is None else x + ctx.qk_pos
@@ -103,25 +108,71 @@ class Attention(nn.Module):
             k = self.hook_rot_k(self.rotary(k, ctx.rotary_cos, ctx.rotary_sin))
 
         if is_hooked(self.hook_attn_scores, self.hook_pattern):
-            z = self._explicit_z(q, k, v, ctx)
+            z = self._observed_z(q, k, v, ctx)
         else:
             z = self._fused_z(q, k, v, ctx)
+            if self.hook_attn_scores.deferring or self.hook_pattern.deferring:
+                shared = SharedScores(self)  # the cache computes the scores at most once for both entries
+                self.hook_attn_scores.defer(shared.attn_scores, q, k, ctx)
+                self.hook_pattern.defer(shared.attn_pattern, q, k, ctx)
         z = self.hook_z(z)
 
         if is_hooked(self.hook_result):
-            # One head-batched matmul [head, batch*pos, d_head] @ [head, d_head, d_model]; the result is
-            # a [batch, pos, head, d_model] view of it (einsum's layout would be slower by a copy).
-            batch, n_pos = z.shape[:2]
-            per_head = torch.bmm(einops.rearrange(z, "batch pos head d_head -> head (batch pos) d_head"), self.W_O)
-            result = self.hook_result(
-                einops.rearrange(per_head, "head (batch pos) d_model -> batch pos head d_model", batch=batch, pos=n_pos)
-            )
-            attn_out = result.sum(dim=2)
+            attn_out = self._observed_out(z)
         else:
-            attn_out = einops.rearrange(z, "batch pos head d_head -> batch pos (head d_head)") @ einops.rearrange(
-                self.W_O, "head d_head d_model -> (head d_head) d_model"
-            )
+            attn_out = self._fused_out(z)
+            self.hook_result.defer(self.head_results, z, self.W_O)
         return attn_out if self.b_O is None else attn_out + self.b_O
+
+    def attn_scores(self, q: Tensor, k: Tensor, ctx: AttentionContext) -> Float[Tensor, "batch head query_pos key_pos"]:
+        """Pre-softmax scores ``q k^T / sqrt(d_head) + bias``, masked entries ``-inf`` (what ``hook_attn_scores`` sees)."""
+        # Scale the (small) queries rather than the [batch, head, pos, pos] scores, and add the mask
+        # in place: two fewer passes over the largest tensor of the layer.
+        scores = einops.einsum(
+            q * self.scale, self.expand_kv(k), "batch query_pos head d_head, batch key_pos head d_head -> batch head query_pos key_pos"
+        )
+        bias = ctx.explicit_bias(q.device, q.dtype)
+        if bias is not None:
+            scores.add_(bias.to(scores.dtype))
+        return scores
+
+    def head_results(
+        self, z: Float[Tensor, "batch pos head d_head"], W_O: Float[Tensor, "head d_head d_model"]
+    ) -> Float[Tensor, "batch pos head d_model"]:
+        """Per-head outputs ``z W_O`` (what ``hook_result`` sees)."""
+        # One head-batched matmul [head, batch*pos, d_head] @ [head, d_head, d_model]; the result is
+        # a [batch, pos, head, d_model] view of it (einsum's layout would be slower by a copy).
+        batch, n_pos = z.shape[:2]
+        per_head = torch.bmm(einops.rearrange(z, "batch pos head d_head -> head (batch pos) d_head"), W_O)
+        return einops.rearrange(per_head, "head (batch pos) d_model -> batch pos head d_model", batch=batch, pos=n_pos)
+
+    def _fused_out(self, z: Tensor) -> Float[Tensor, "batch pos d_model"]:
+        return einops.rearrange(z, "batch pos head d_head -> batch pos (head d_head)") @ einops.rearrange(
+            self.W_O, "head d_head d_model -> (head d_head) d_model"
+        )
+
+    def _observed_out(self, z: Tensor) -> Float[Tensor, "batch pos d_model"]:
+        result = self.head_results(z, self.W_O)
+        version = version_of(result)
+        seen = self.hook_result(result)
+        if unchanged(seen, result, version, self.hook_result):
+            return self._fused_out(z)
+        return seen.sum(dim=2)
+
+    def _observed_z(self, q: Tensor, k: Tensor, v: Tensor, ctx: AttentionContext) -> Float[Tensor, "batch pos head d_head"]:
+        scores = self.attn_scores(q, k, ctx)
+        scores_version = version_of(scores)
+        seen_scores = self.hook_attn_scores(scores)
+        pattern = torch.softmax(seen_scores, dim=-1)
+        pattern_version = version_of(pattern)
+        seen_pattern = self.hook_pattern(pattern)
+        if unchanged(seen_scores, scores, scores_version, self.hook_attn_scores) and unchanged(
+            seen_pattern, pattern, pattern_version, self.hook_pattern
+        ):
+            return self._fused_z(q, k, v, ctx)
+        return einops.einsum(
+            seen_pattern, self.expand_kv(v), "batch head query_pos key_pos, batch key_pos head d_head -> batch query_pos head d_head"
+        )
 
     def _fused_z(self, q: Tensor, k: Tensor, v: Tensor, ctx: AttentionContext) -> Float[Tensor, "batch pos head d_head"]:
         bias = ctx.bias
@@ -138,25 +189,32 @@ class Attention(nn.Module):
         )  # [batch, head, pos, d_head]
         return z.transpose(1, 2)
 
-    def _explicit_z(self, q: Tensor, k: Tensor, v: Tensor, ctx: AttentionContext) -> Float[Tensor, "batch pos head d_head"]:
-        k, v = self.expand_kv(k), self.expand_kv(v)
-        # Scale the (small) queries rather than the [batch, head, pos, pos] scores, and add the mask
-        # in place: two fewer passes over the largest tensor of the layer.
-        scores = einops.einsum(
-            q * self.scale, k, "batch query_pos head d_head, batch key_pos head d_head -> batch head query_pos key_pos"
-        )
-        bias = ctx.explicit_bias(q.device, q.dtype)
-        if bias is not None:
-            scores.add_(bias.to(scores.dtype))
-        scores = self.hook_attn_scores(scores)
-        pattern = self.hook_pattern(torch.softmax(scores, dim=-1))
-        return einops.einsum(pattern, v, "batch head query_pos key_pos, batch key_pos head d_head -> batch query_pos head d_head")
-
     def expand_kv(self, x: Float[Tensor, "... kv_head d_head"]) -> Float[Tensor, "... head d_head"]:
         """Repeat key/value heads so that query head ``h`` lines up with its key/value head."""
         if self.n_kv_heads == self.n_heads:
             return x
         return x.repeat_interleave(self.n_heads // self.n_kv_heads, dim=-2)
+
+
+class SharedScores:
+    """One forward pass's attention scores, computed at most once for the cache's scores and pattern entries.
+
+    The pattern is derived from the scores the cache returned unless they were edited in place
+    since (then from ``q`` and ``k`` again), so it always equals the forward pass's.
+    """
+
+    def __init__(self, attn: Attention):
+        self.attn, self.scores, self.version = attn, None, -1
+
+    def attn_scores(self, q: Tensor, k: Tensor, ctx: AttentionContext) -> Float[Tensor, "batch head query_pos key_pos"]:
+        if self.scores is None or version_of(self.scores) != self.version or self.version is None:
+            self.scores = self.attn.attn_scores(q, k, ctx)
+            self.version = version_of(self.scores)
+        return self.scores
+
+    def attn_pattern(self, q: Tensor, k: Tensor, ctx: AttentionContext) -> Float[Tensor, "batch head query_pos key_pos"]:
+        """``softmax(scores)`` over ``key_pos``: what ``hook_pattern`` sees when no hook edits the scores."""
+        return torch.softmax(self.attn_scores(q, k, ctx), dim=-1)
 
 
 def _project(

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from jaxtyping import Float
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
 from circuits.config import TransformerConfig
+from circuits.model.cache import CacheableHookPoint
 from circuits.model.attention import Attention
 from circuits.model.masks import AttentionContext
 from circuits.model.mlp import make_mlp
@@ -30,14 +30,14 @@ class _BlockBase(nn.Module):
         super().__init__()
         self.ln1 = make_norm(cfg.normalization, cfg.d_model, cfg.norm_eps)
         self.attn = Attention(cfg)
-        self.hook_resid_pre = HookPoint()  # [batch, pos, d_model]
-        self.hook_attn_out = HookPoint()  # [batch, pos, d_model]
+        self.hook_resid_pre = CacheableHookPoint()  # [batch, pos, d_model]
+        self.hook_attn_out = CacheableHookPoint()  # [batch, pos, d_model]
         if with_mlp:
             self.ln2 = make_norm(cfg.normalization, cfg.d_model, cfg.norm_eps)
             self.mlp = make_mlp(cfg)
-            self.hook_resid_mid = HookPoint()  # [batch, pos, d_model]
-            self.hook_mlp_out = HookPoint()  # [batch, pos, d_model]
-        self.hook_resid_post = HookPoint()  # [batch, pos, d_model]
+            self.hook_resid_mid = CacheableHookPoint()  # [batch, pos, d_model]
+            self.hook_mlp_out = CacheableHookPoint()  # [batch, pos, d_model]
+        self.hook_resid_post = CacheableHookPoint()  # [batch, pos, d_model]
 
 
 class PreNormBlock(_BlockBase):

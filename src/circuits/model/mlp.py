@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
-from transformer_lens.hook_points import HookPoint
 
 from circuits.config import TransformerConfig
-from circuits.model._hooks import affine
+from circuits.model._hooks import affine, is_hooked
+from circuits.model.cache import CacheableHookPoint, DerivableHookPoint
 
 
 def gelu_new(x: Tensor) -> Tensor:
@@ -39,12 +39,16 @@ class MLP(nn.Module):
         self.W_out = nn.Parameter(torch.empty(cfg.d_mlp_, cfg.d_model))
         self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp_)) if cfg.use_bias else None
         self.b_out = nn.Parameter(torch.zeros(cfg.d_model)) if cfg.use_bias else None
-        self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
-        self.hook_post = HookPoint()  # [batch, pos, d_mlp]
+        self.hook_pre = CacheableHookPoint()  # [batch, pos, d_mlp]
+        self.hook_post = DerivableHookPoint()  # [batch, pos, d_mlp]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         pre = self.hook_pre(affine(x, self.W_in, self.b_in))
-        post = self.hook_post(self.act(pre))
+        if is_hooked(self.hook_post):
+            post = self.hook_post(self.act(pre))
+        else:  # run_with_cache recomputes act(pre) on first access instead of keeping it
+            post = self.act(pre)
+            self.hook_post.defer(self.act, pre)
         return affine(post, self.W_out, self.b_out)
 
 
@@ -62,15 +66,24 @@ class GatedMLP(nn.Module):
         self.W_out = nn.Parameter(torch.empty(cfg.d_mlp_, cfg.d_model))
         self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp_)) if cfg.use_bias else None
         self.b_out = nn.Parameter(torch.zeros(cfg.d_model)) if cfg.use_bias else None
-        self.hook_pre = HookPoint()  # [batch, pos, d_mlp] gate pre-activation
-        self.hook_pre_linear = HookPoint()  # [batch, pos, d_mlp]
-        self.hook_post = HookPoint()  # [batch, pos, d_mlp]
+        self.hook_pre = CacheableHookPoint()  # [batch, pos, d_mlp] gate pre-activation
+        self.hook_pre_linear = CacheableHookPoint()  # [batch, pos, d_mlp]
+        self.hook_post = DerivableHookPoint()  # [batch, pos, d_mlp]
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
         pre = self.hook_pre(x @ self.W_gate)
         pre_linear = self.hook_pre_linear(affine(x, self.W_in, self.b_in))
-        post = self.hook_post(F.silu(pre) * pre_linear)
+        if is_hooked(self.hook_post):
+            post = self.hook_post(swiglu(pre, pre_linear))
+        else:  # run_with_cache recomputes it on first access instead of keeping it
+            post = swiglu(pre, pre_linear)
+            self.hook_post.defer(swiglu, pre, pre_linear)
         return affine(post, self.W_out, self.b_out)
+
+
+def swiglu(pre: Float[Tensor, "batch pos d_mlp"], pre_linear: Float[Tensor, "batch pos d_mlp"]) -> Float[Tensor, "batch pos d_mlp"]:
+    """The gated MLP's ``silu(gate) * linear``."""
+    return F.silu(pre) * pre_linear
 
 
 def make_mlp(cfg: TransformerConfig) -> nn.Module:

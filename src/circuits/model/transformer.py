@@ -18,10 +18,11 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 from transformer_lens import ActivationCache, HookedRootModule
-from transformer_lens.hook_points import HookPoint
 
 from circuits.config import TransformerConfig
+from circuits.model._hooks import is_hooked
 from circuits.model.block import make_block
+from circuits.model.cache import CacheableHookPoint, Keep, LazyActivations, SavedLikeTransformerLens, detached, filling
 from circuits.model.embed import Embed, TiedUnembed, TokenTypeEmbed, Unembed
 from circuits.model.masks import AttentionContext, build_context, make_mask
 from circuits.model.norm import make_norm
@@ -58,13 +59,13 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
 
         self.positional = positional_scheme(cfg)  # resolved once; forward asks it, never the string
         self.embed = Embed(cfg.d_vocab, cfg.d_model)
-        self.hook_embed = HookPoint()  # [batch, pos, d_model]
+        self.hook_embed = CacheableHookPoint()  # [batch, pos, d_model]
         self.pos_embed: nn.Module | None = self.positional.pos_embed(cfg)
         if self.positional.hook_name is not None:  # hook_pos_embed, or hook_shortformer_pos_embed (not in the stream)
-            setattr(self, self.positional.hook_name, HookPoint())  # [batch, pos, d_model]
+            setattr(self, self.positional.hook_name, CacheableHookPoint())  # [batch, pos, d_model]
         self.token_type_embed = TokenTypeEmbed(cfg.n_token_types, cfg.d_model) if cfg.n_token_types else None
         if self.token_type_embed is not None:
-            self.hook_token_type_embed = HookPoint()  # [batch, pos, d_model]
+            self.hook_token_type_embed = CacheableHookPoint()  # [batch, pos, d_model]
         self.ln_embed = make_norm(cfg.normalization, cfg.d_model, cfg.norm_eps) if cfg.norm_position == "post" else None
 
         self.blocks = nn.ModuleList([make_block(cfg) for _ in range(cfg.n_layers)])
@@ -116,25 +117,12 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
             raise ValueError(f"return_type={return_type!r} is not one of 'logits', 'loss', 'per_token_loss'")
         tokens = self.check_tokens(tokens)
         attention_mask = self._check_attention_mask(attention_mask, tokens)
-        batch, n_pos = tokens.shape
-
-        resid = self.hook_embed(self.embed(tokens))  # [batch, pos, d_model]
-        qk_pos = None
-        if self.pos_embed is not None:
-            pos_embed = getattr(self, self.positional.hook_name)(self.pos_embed(tokens))  # [batch, pos, d_model]
-            resid, qk_pos = self.positional.place(resid, pos_embed)
-        if self.token_type_embed is not None:
-            resid = resid + self.hook_token_type_embed(self.token_type_embed(self._check_token_types(token_type_ids, tokens)))
-        elif token_type_ids is not None:
+        if token_type_ids is not None and self.token_type_embed is None:
             raise ValueError("token_type_ids given, but this model has n_token_types=0 (no token-type embeddings)")
-        if self.ln_embed is not None:
-            resid = self.ln_embed(resid)
-
-        ctx = self.attention_context(n_pos, resid.dtype, tokens.device, attention_mask, prefix_len, batch)
-        ctx.qk_pos = qk_pos
-        for block in self.blocks:
-            resid = block(resid, ctx)
-        logits = self.unembed(self.ln_final(resid))  # [batch, pos, d_vocab_out]
+        if self.token_type_embed is not None:
+            token_type_ids = self._check_token_types(token_type_ids, tokens)
+        logits = self.logits_of(tokens, attention_mask, prefix_len, token_type_ids)
+        n_pos = tokens.shape[1]
         if return_type == "logits":
             return logits
         if n_pos < 2:
@@ -143,6 +131,38 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
         if return_type == "per_token_loss":
             return per_token
         return _masked_mean(per_token, attention_mask)
+
+    def logits_of(
+        self,
+        tokens: Int[Tensor, "batch pos"],
+        attention_mask: Tensor | None = None,
+        prefix_len: int | Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> Float[Tensor, "batch pos d_vocab_out"]:
+        """The forward pass on inputs :meth:`forward` has already checked (no host reads: it compiles whole)."""
+        batch, n_pos = tokens.shape
+        resid = self.hook_embed(self.embed(tokens))  # [batch, pos, d_model]
+        qk_pos = None
+        if self.pos_embed is not None:
+            pos_embed = getattr(self, self.positional.hook_name)(self.pos_embed(tokens))  # [batch, pos, d_model]
+            resid, qk_pos = self.positional.place(resid, pos_embed)
+        if self.token_type_embed is not None:
+            resid = resid + self.hook_token_type_embed(self.token_type_embed(token_type_ids))
+        if self.ln_embed is not None:
+            resid = self.ln_embed(resid)
+        ctx = self.attention_context(n_pos, resid.dtype, tokens.device, attention_mask, prefix_len, batch)
+        ctx.qk_pos = qk_pos
+        for block in self.blocks:
+            resid = block(resid, ctx)
+        return self.unembed(self.ln_final(resid))  # [batch, pos, d_vocab_out]
+
+    def next_token_loss(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, ""]:
+        """``forward(tokens, return_type="loss")`` for a batch the caller has checked (ids in range, >= 2 positions).
+
+        The same operations, so the same bits, without the input checks that read the tokens on
+        the host: the training step ``circuits.train`` runs (and compiles).
+        """
+        return lm_cross_entropy(self.logits_of(tokens), tokens).mean()
 
     def attention_context(
         self,
@@ -280,16 +300,59 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
 
     @no_type_check
     def run_with_cache(
-        self, *model_args: Any, names_filter: NamesFilter = None, **kwargs: Any
+        self,
+        *model_args: Any,
+        names_filter: NamesFilter = None,
+        device: Any = None,
+        remove_batch_dim: bool = False,
+        incl_bwd: bool = False,
+        reset_hooks_end: bool = True,
+        clear_contexts: bool = False,
+        pos_slice: Any = None,
+        **model_kwargs: Any,
     ) -> tuple[Tensor, ActivationCache]:
         """Run the model and return ``(output, ActivationCache)`` holding the selected activations.
 
         Keyword arguments are those of TransformerLens's ``run_with_cache`` (``device``,
-        ``remove_batch_dim``, ``incl_bwd``, ``pos_slice``) plus the model's forward arguments.
+        ``remove_batch_dim``, ``incl_bwd``, ``pos_slice``, ...) plus the model's forward arguments.
+        Per-head results, attention scores and patterns, norm scales and MLP activations that
+        no hook observes are computed on first access, bitwise equal to the values the forward
+        pass would have produced (:mod:`circuits.model.cache`); the keys are the same either way.
         """
         names = self.resolve_names(names_filter)
-        out, cache = super().run_with_cache(*model_args, names_filter=names, **kwargs)
-        return out, ActivationCache(cache, self, has_batch_dim=not kwargs.get("remove_batch_dim", False))
+        if remove_batch_dim and model_args and isinstance(model_args[0], Tensor) and model_args[0].ndim and model_args[0].shape[0] != 1:
+            raise ValueError(f"remove_batch_dim=True needs a batch of one sequence, got {model_args[0].shape[0]}")
+        store = LazyActivations()
+        # Points no hook observes fill the cache themselves (no hook needed; derivable ones on first
+        # access); observed points get TransformerLens's caching hook after the user's, which sees edits.
+        lazy = not incl_bwd and reset_hooks_end  # gradients, or hooks that stay after the call, need real caching hooks
+        sinks, hooked = [], []
+        for name in names:
+            point = self.hook_dict[name]
+            if lazy and isinstance(point, CacheableHookPoint) and not is_hooked(point):
+                sinks.append(point)
+            else:
+                hooked.append(name)
+        fwd, bwd = [], []
+        if hooked:
+            _, fwd, bwd = self.get_caching_hooks(hooked, incl_bwd, device, remove_batch_dim=remove_batch_dim, cache=store, pos_slice=pos_slice)
+        keep = self._keep(names[0], device, remove_batch_dim, pos_slice)
+        with filling(store, sinks, keep):
+            if not (fwd or bwd or clear_contexts):  # nothing to attach: skip the hook bookkeeping
+                return self(*model_args, **model_kwargs), ActivationCache(store, self, has_batch_dim=not remove_batch_dim)
+            with self.hooks(fwd_hooks=fwd, bwd_hooks=bwd, reset_hooks_end=reset_hooks_end, clear_contexts=clear_contexts):
+                out = self(*model_args, **model_kwargs)
+                if incl_bwd:
+                    out.backward()
+        return out, ActivationCache(store, self, has_batch_dim=not remove_batch_dim)
+
+    def _keep(self, name: str, device: Any, remove_batch_dim: bool, pos_slice: Any) -> Keep:
+        """What the cache keeps of a tensor: the tensor detached, or moved and sliced as TransformerLens's save hook does."""
+        if device is None and not remove_batch_dim and pos_slice is None:
+            return detached
+        scratch: dict[str, Tensor] = {}
+        save = self.get_caching_hooks([name], False, device, remove_batch_dim=remove_batch_dim, cache=scratch, pos_slice=pos_slice)[1][0][1]
+        return SavedLikeTransformerLens(save, scratch)
 
     # ---- helpers TransformerLens's tools call ----------------------------------------------
     @no_type_check

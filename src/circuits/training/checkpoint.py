@@ -13,7 +13,10 @@ A run folder (``circuits train --out DIR``)::
         optimizer.safetensors          AdamW moments (kept in the newest checkpoint only)
 
 Every checkpoint folder is written under a temporary name and renamed when complete, so a
-killed process leaves the previous checkpoints intact. ``circuits.load(path)`` accepts a
+killed process leaves the previous checkpoints intact. ``circuits.train`` captures each
+checkpoint (a copy of the weights and optimizer state of its step) and writes it on a background
+thread (:class:`CheckpointWriter`) while training goes on: the files and their bytes are those
+of a synchronous write. ``circuits.load(path)`` accepts a
 checkpoint folder or a run folder (then the newest checkpoint).
 """
 
@@ -26,8 +29,10 @@ import platform
 import re
 import subprocess
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -71,6 +76,51 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 # ---- writing ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckpointData:
+    """Everything one checkpoint folder holds, copied out of the live model and optimizer (see :func:`capture`)."""
+
+    folder: Path
+    weights: dict[str, torch.Tensor]
+    config: dict[str, Any]
+    tokenizer_json: str
+    training_state: dict[str, Any] | None
+    optimizer_tensors: dict[str, torch.Tensor] | None
+    optimizer_groups: list[dict] | None
+
+
+def capture(
+    folder: Path,
+    model: Transformer,
+    tokenizer: Tokenizer,
+    info: dict[str, Any],
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    training_state: dict[str, Any] | None = None,
+) -> CheckpointData:
+    """A copy of what :func:`save_checkpoint` writes, taken now: training may go on while it is written."""
+    weights = {name: _copy(tensor) for name, tensor in model.state_dict().items()}
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.config.to_dict(), **info}
+    tensors, groups = optimizer_to_safetensors(optimizer, model) if optimizer is not None else (None, None)
+    if tensors is not None:
+        tensors = {name: _copy(tensor) for name, tensor in tensors.items()}
+    return CheckpointData(Path(folder), weights, config, tokenizer.to_json(), training_state, tensors, groups)
+
+
+def write_checkpoint(data: CheckpointData) -> Path:
+    """Write one captured checkpoint folder atomically (under a temporary name, renamed when complete)."""
+    with atomic_directory(data.folder) as tmp:
+        save_file(data.weights, str(tmp / MODEL_FILE), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
+        _write_json(tmp / CONFIG_FILE, data.config)
+        (tmp / TOKENIZER_FILE).write_text(data.tokenizer_json, encoding="utf-8")
+        if data.training_state is not None:
+            _write_json(tmp / STATE_FILE, data.training_state)
+        if data.optimizer_tensors is not None:
+            metadata = {"format": FORMAT, "param_groups": json.dumps(data.optimizer_groups)}
+            save_file(data.optimizer_tensors, str(tmp / OPTIMIZER_FILE), metadata=metadata)
+    return data.folder
+
+
 def save_checkpoint(
     folder: Path,
     model: Transformer,
@@ -81,17 +131,42 @@ def save_checkpoint(
     training_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write one checkpoint folder atomically. ``info`` goes into ``config.json`` next to the model config."""
-    with atomic_directory(Path(folder)) as tmp:
-        save_file(_contiguous(model.state_dict()), str(tmp / MODEL_FILE), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
-        config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.config.to_dict(), **info}
-        _write_json(tmp / CONFIG_FILE, config)
-        (tmp / TOKENIZER_FILE).write_text(tokenizer.to_json(), encoding="utf-8")
-        if training_state is not None:
-            _write_json(tmp / STATE_FILE, training_state)
-        if optimizer is not None:
-            tensors, groups = optimizer_to_safetensors(optimizer, model)
-            save_file(tensors, str(tmp / OPTIMIZER_FILE), metadata={"format": FORMAT, "param_groups": json.dumps(groups)})
-    return Path(folder)
+    return write_checkpoint(capture(folder, model, tokenizer, info, optimizer=optimizer, training_state=training_state))
+
+
+class CheckpointWriter:
+    """Writes checkpoints on one background thread, in order, while training goes on.
+
+    Each write is a :class:`CheckpointData` captured on the training thread (so the weights are
+    those of its step) plus what must follow it (pruning older optimizer states). At most one
+    write is in flight: :meth:`submit` first waits for the previous one. A write's error is
+    raised by the next :meth:`submit` or by :meth:`flush`. What a killed process leaves is what
+    the synchronous writer left: complete checkpoint folders and, at worst, a temporary one.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="circuits-checkpoint-writer")
+        self._pending: Future | None = None
+
+    def submit(self, data: CheckpointData, then: Callable[[], object] = lambda: None) -> None:
+        self.flush()
+        self._pending = self._pool.submit(lambda: (write_checkpoint(data), then()))
+
+    def flush(self) -> None:
+        """Wait for the write in flight; raise its error, if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> BaseException | None:
+        """Finish the write in flight and stop the thread; returns the write's error (instead of raising it)."""
+        try:
+            self.flush()
+            return None
+        except Exception as error:  # noqa: BLE001 - handed to the caller, who may be raising another error
+            return error
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -175,8 +250,12 @@ def prune_optimizer_states(run_dir: Path, keep: Path) -> None:
             (folder / OPTIMIZER_FILE).unlink(missing_ok=True)
 
 
-def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
+def _copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous CPU copy that later in-place updates of ``tensor`` do not reach."""
+    tensor = tensor.detach()
+    if tensor.device.type == "cpu":
+        return tensor.clone(memory_format=torch.contiguous_format)
+    return tensor.cpu().contiguous()
 
 
 # ---- reading ------------------------------------------------------------------------------

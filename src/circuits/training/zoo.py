@@ -21,7 +21,7 @@ from circuits.training.tokenizer import Tokenizer
 __all__ = ["CODE_VERSION", "Zoo", "ZooSettings", "run_complete", "digest"]
 
 #: Bump when a change to the training code should invalidate cached runs.
-CODE_VERSION = "2"  # 2: copied spans at random offsets (sample_windows)
+CODE_VERSION = "3"  # 2: copied spans at random offsets (sample_windows); 3: fused AdamW (last-bit changes)
 
 
 # ---- the models an experiment reads ------------------------------------------------------------
