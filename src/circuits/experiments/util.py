@@ -1,4 +1,4 @@
-"""Small helpers shared by the experiments: number formatting for captions and claims, JSON conversion,
+"""Small helpers shared by the experiments: number formatting for captions and claims,
 the fixed evaluation text of a zoo model, a banded ICL score, and the training-data note of a section.
 
 Figure builders live in :mod:`circuits.experiments.plots` (the one plotting module).
@@ -12,40 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
-
-# ---- results are plain JSON ----------------------------------------------------------------------
-def jsonable(value: Any) -> Any:
-    """Tensors and arrays to nested lists, non-finite floats to ``None``, floats rounded to 6 significant digits."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().double().numpy() if value.is_floating_point() else value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        if not math.isfinite(value):
-            return None
-        return float(f"{value:.6g}")
-    return value
-
-
-def array(value: Any) -> np.ndarray:
-    """A result list back to a float array (``None`` -> ``nan``)."""
-    return np.array(_nan(value), dtype=float)
-
-
-def _nan(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_nan(v) for v in value]
-    return float("nan") if value is None else value
 
 
 def fmt(value: Any, digits: int = 3) -> str:
