@@ -24,6 +24,7 @@ from safetensors.torch import load_file
 
 import circuits.training.checkpoint as ckpt
 import circuits.training.loop as loop
+import circuits.training.task as task_module
 import circuits.training.run_folder as run_folder
 from circuits.training.lock import LOCK_FILE
 
@@ -33,7 +34,7 @@ needs_fork = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darw
 #: checkpoint (weights, optimizer state); ``sample_windows`` once per step; ``json_line`` once per metrics
 #: line; ``atomic_write_text`` (in run_folder) by the resume's metrics truncation.
 KILL_POINTS: dict[str, tuple[object, str]] = {
-    "step": (loop, "sample_windows"),
+    "step": (task_module, "sample_windows"),
     "checkpoint file": (ckpt, "save_file"),
     "metrics line": (loop, "json_line"),
     "optimizer prune": (ckpt, "prune_optimizer_states"),

@@ -30,12 +30,12 @@ import sys
 sys.path.insert(0, {tests!r})
 import torch
 torch.set_num_threads(1)
-import circuits.training.loop as loop
+import circuits.training.task as task_module
 from circuits import train
 from fault_helpers import die_at_call
 from training_helpers import tiny_model_config, tiny_train_config
 if {kill_at}:
-    die_at_call(loop, "sample_windows", {kill_at})
+    die_at_call(task_module, "sample_windows", {kill_at})
 train(tiny_model_config(), tiny_train_config(), out_dir={out!r}, corpus={corpus!r}, cache_dir={cache!r}, progress=False,
       device="cpu", resume={resume}, compiled=True)
 """

@@ -20,6 +20,7 @@ from circuits import train
 from circuits.atomic import atomic_write_json, json_line, json_text
 from circuits.training import checkpoint as ckpt
 from circuits.training import loop as loop_module
+from circuits.training import task as task_module
 from circuits.training.loop import TrainingDivergedError
 
 from fault_helpers import KILL_POINTS, assert_same_run, die_at_call, in_child, killed_at, metrics, needs_fork, snapshot, strict_json
@@ -138,7 +139,7 @@ def test_resume_skips_a_damaged_newest_checkpoint_when_an_older_one_has_optimize
 
     def keep_every_optimizer_state_then_die():
         ckpt.prune_optimizer_states = lambda run_dir, keep: None
-        die_at_call(loop_module, "sample_windows", 7)
+        die_at_call(task_module, "sample_windows", 7)
         run()
 
     assert in_child(keep_every_optimizer_state_then_die)

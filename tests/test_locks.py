@@ -11,6 +11,7 @@ import pytest
 
 from circuits import train
 from circuits.training import loop as loop_module
+from circuits.training import task as task_module
 from circuits.training import run_folder
 from circuits.training.lock import LOCK_FILE, FolderLockedError, lock_folder, lock_holder
 
@@ -68,7 +69,7 @@ def test_a_second_writer_of_a_running_run_is_refused_and_changes_nothing(tmp_pat
     out = tmp_path / "run"
     run = trainer(out, corpus, cache)
     # Paused in step 7, holding the lock; no checkpoint write is in flight then (step 5's is on disk by the end of step 6).
-    with paused_child(loop_module, "sample_windows", 7, run) as pid:
+    with paused_child(task_module, "sample_windows", 7, run) as pid:
         before = snapshot(out)
         for resume in (True, False):
             with pytest.raises(FolderLockedError, match=rf"run folder {out} is in use by process {pid}") as error:

@@ -34,6 +34,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "circuits.training.tokenizer": ("Tokenizer",),
     "circuits.training.config": ("TrainConfig",),
     "circuits.training.loop": ("TrainResult", "train", "TrainingDivergedError",),
+    "circuits.training.task": ("Task", "LanguageModelTask",),
     "circuits.training.lock": ("FolderLockedError",),
     # Hugging Face checkpoints: import (GPT-2, LLaMA, BERT) and export (GPT-2, LLaMA)
     "circuits.hf": ("HFTokenizer", "export_hf", "load_hf", "load_hf_tokenizer",),

@@ -83,7 +83,7 @@ class CheckpointData:
     folder: Path
     weights: dict[str, torch.Tensor]
     config: dict[str, Any]
-    tokenizer_json: str
+    tokenizer_json: str | None  # None: a model that reads no tokens (no tokenizer.json is written)
     training_state: dict[str, Any] | None
     optimizer_tensors: dict[str, torch.Tensor] | None
     optimizer_groups: list[dict] | None
@@ -92,7 +92,7 @@ class CheckpointData:
 def capture(
     folder: Path,
     model: Transformer,
-    tokenizer: Tokenizer,
+    tokenizer: Tokenizer | None,
     info: dict[str, Any],
     *,
     optimizer: torch.optim.Optimizer | None = None,
@@ -101,10 +101,13 @@ def capture(
     """A copy of what :func:`save_checkpoint` writes, taken now: training may go on while it is written."""
     weights = {name: _copy(tensor) for name, tensor in model.state_dict().items()}
     config = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": model.config.to_dict(), **info}
+    if tokenizer is None:  # recorded only then, so token models' configs are unchanged
+        config["has_tokenizer"] = False
     tensors, groups = optimizer_to_safetensors(optimizer, model) if optimizer is not None else (None, None)
     if tensors is not None:
         tensors = {name: _copy(tensor) for name, tensor in tensors.items()}
-    return CheckpointData(Path(folder), weights, config, tokenizer.to_json(), training_state, tensors, groups)
+    tokenizer_json = tokenizer.to_json() if tokenizer is not None else None
+    return CheckpointData(Path(folder), weights, config, tokenizer_json, training_state, tensors, groups)
 
 
 def write_checkpoint(data: CheckpointData) -> Path:
@@ -112,7 +115,8 @@ def write_checkpoint(data: CheckpointData) -> Path:
     with atomic_directory(data.folder) as tmp:
         save_file(data.weights, str(tmp / MODEL_FILE), metadata={"format": FORMAT, "version": str(FORMAT_VERSION)})
         _write_json(tmp / CONFIG_FILE, data.config)
-        (tmp / TOKENIZER_FILE).write_text(data.tokenizer_json, encoding="utf-8")
+        if data.tokenizer_json is not None:
+            (tmp / TOKENIZER_FILE).write_text(data.tokenizer_json, encoding="utf-8")
         if data.training_state is not None:
             _write_json(tmp / STATE_FILE, data.training_state)
         if data.optimizer_tensors is not None:
@@ -286,8 +290,9 @@ def read_config(path: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
-def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[Transformer, Tokenizer]:
-    """Load ``(model, tokenizer)`` from a checkpoint or run folder; the tokenizer is also attached as ``model.tokenizer``.
+def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tuple[Transformer, Tokenizer | None]:
+    """Load ``(model, tokenizer)`` from a checkpoint or run folder; the tokenizer is also attached as ``model.tokenizer``
+    (``None`` for a model trained on a task without tokens, whose config says ``"has_tokenizer": false``).
 
     The model is in eval mode. Raises ``ValueError`` for folders that are not ours, truncated
     files, weights that do not match the stored config, or non-finite weights (naming the parameter).
@@ -297,6 +302,9 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> tupl
     model = Transformer(TransformerConfig.from_dict(config["model"]))
     load_weights(model, folder)
     check_finite(model, source=folder)
+    if config.get("has_tokenizer", True) is False:  # a model that reads no tokens (images, a task with its own encoding)
+        model.tokenizer = None
+        return model.to(device).eval(), None
     tokenizer = Tokenizer.load(folder / TOKENIZER_FILE)
     if tokenizer.vocab_size > model.config.d_vocab:
         raise ValueError(

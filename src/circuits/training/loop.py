@@ -20,16 +20,15 @@ the resume recomputes bitwise from the previous one.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import einops
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -39,11 +38,12 @@ from circuits.model import Transformer
 from circuits.training import checkpoint as ckpt
 from circuits.training import distributed
 from circuits.training.config import TrainConfig
-from circuits.training.data import Corpus, TokenData, check_stream, eval_windows, find_corpus, get_tokenizer, get_tokens, sample_windows, split_corpus, step_generator
+from circuits.training.data import Corpus
 from circuits.training.divergence import DivergenceGuard, TrainingDivergedError, all_finite, gradient_norm
+from circuits.training.init import Freeze, parent_record
 from circuits.training.lock import FolderLock, lock_folder
 from circuits.training.run_folder import StartPoint, check_out_dir, check_same_run, load_start, plan_start, prepare_folder
-from circuits.training.tokenizer import Tokenizer
+from circuits.training.task import LanguageModelTask, Task, autocast
 
 
 @dataclass(frozen=True)
@@ -69,52 +69,23 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices (``ndim >= 2``) only; biases, gains and smear weights are not decayed.
+    """AdamW over the trainable parameters, with weight decay on matrices (``ndim >= 2``) only; biases, gains and smear weights are not decayed.
 
     The fused kernel (one pass over each parameter; about 3x faster than the ``foreach`` one on the
     presets at one thread) computes the same update with different rounding in the last bits.
     """
-    decay = [param for param in model.parameters() if param.ndim >= 2]
-    no_decay = [param for param in model.parameters() if param.ndim < 2]
+    trainable = [param for param in model.parameters() if param.requires_grad]  # frozen parameters are never updated
+    decay = [param for param in trainable if param.ndim >= 2]
+    no_decay = [param for param in trainable if param.ndim < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, fused=True)
 
 
-@torch.no_grad()
-def evaluate(model: Transformer, windows: torch.Tensor, batch_size: int, device: torch.device) -> tuple[float, list[float]]:
-    """Mean validation loss and its value at each position (entry ``i``: predicting token ``i + 1``)."""
-    was_training = model.training
-    model.eval()
-    total = torch.zeros(windows.shape[1] - 1, dtype=torch.float64)
-    for start in range(0, len(windows), batch_size):
-        batch = windows[start : start + batch_size].to(device)
-        with _autocast(device):
-            per_token = model(batch, return_type="per_token_loss")
-        total += per_token.double().sum(dim=0).cpu()
-    model.train(was_training)
-    by_pos = total / len(windows)
-    return float(by_pos.mean()), by_pos.tolist()
-
-
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-# ---- the data -----------------------------------------------------------------------------
-def _identity(model_cfg: TransformerConfig, train_cfg: TrainConfig, corpus: Corpus) -> dict[str, Any]:
-    return {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "corpus_fingerprint": corpus.fingerprint}
-
-
-def tokenize_corpus(corpus: Corpus, model_cfg: TransformerConfig, train_cfg: TrainConfig, cache_dir: Path | None) -> tuple[Tokenizer, TokenData]:
-    """The BPE and the encoded train/validation streams a run with these configs trains on (both cached on disk by content)."""
-    tokenizer = get_tokenizer(
-        corpus, model_cfg.d_vocab, val_fraction=train_cfg.val_fraction, max_train_chars=train_cfg.tokenizer_train_chars, cache_dir=cache_dir
-    )
-    return tokenizer, get_tokens(corpus, tokenizer, val_fraction=train_cfg.val_fraction, cache_dir=cache_dir)
+def _identity(model_cfg: TransformerConfig, train_cfg: TrainConfig, task: Task, start: dict[str, Any]) -> dict[str, Any]:
+    """What a run is (compared on resume): the configs, the data, and where its weights started (only when not fresh)."""
+    return {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), **task.identity(), **start}
 
 
 # ---- training -----------------------------------------------------------------------------
@@ -124,13 +95,24 @@ def train(
     *,
     out_dir: str | os.PathLike,
     corpus: str | os.PathLike | Corpus | None = None,
+    task: Task | None = None,
+    init_from: str | os.PathLike | dict[str, torch.Tensor] | None = None,
+    freeze: Sequence[str] = (),
     resume: bool = False,
     device: str | torch.device = "auto",
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
     compiled: bool = False,
 ) -> TrainResult:
-    """Train a model on ``corpus`` (default: the Python standard library) and write checkpoints to ``out_dir``.
+    """Train a model on ``task`` (default: next-token prediction on ``corpus``, the Python standard library) and write checkpoints to ``out_dir``.
+
+    ``task`` is a :class:`~circuits.training.task.Task` (its batches, loss and evaluation); pass
+    either ``task`` or ``corpus``. ``init_from`` starts from other weights instead of the seed's
+    initialisation: a checkpoint or run folder, or a state dict (e.g. of a model from ``load_hf``);
+    names and shapes must match ``model_cfg``, and the parent's path and the SHA-256 of its weights
+    are recorded in ``run.json``. ``freeze`` holds ``fnmatch`` patterns over parameter names
+    (``"embed.*"``, ``"blocks.0.attn.*"``); the parameters they match are not trained and stay bitwise
+    equal; a pattern that matches nothing is an error.
 
     ``resume=True`` continues from the newest checkpoint in ``out_dir`` that holds an optimizer
     state (starting fresh if the folder is empty, returning at once if the run is complete; a
@@ -149,8 +131,13 @@ def train(
         raise TypeError(f"model_cfg must be a TransformerConfig, got {type(model_cfg).__name__}")
     if not isinstance(train_cfg, TrainConfig):
         raise TypeError(f"train_cfg must be a TrainConfig, got {type(train_cfg).__name__}")
-    if model_cfg.mask != "causal":
-        raise ValueError(f"circuits.train trains causal language models; model_cfg.mask={model_cfg.mask!r} is not supported")
+    if task is not None and corpus is not None:
+        raise ValueError("pass either task= or corpus= (the corpus of a language-model task: task=LanguageModelTask(corpus)), not both")
+    task = LanguageModelTask(corpus) if task is None else task
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a circuits.training.task.Task, got {type(task).__name__}")
+    task.check_model(model_cfg)
+    start = Freeze.build(freeze, model_cfg), parent_record(init_from, model_cfg)
     info = distributed.from_environment()
     if train_cfg.batch_size % info.world_size:
         raise ValueError(f"batch_size={train_cfg.batch_size} is not divisible by the {info.world_size} processes; use a multiple of {info.world_size}")
@@ -159,7 +146,7 @@ def train(
     try:
         with torch.enable_grad():  # a caller inside torch.no_grad() (e.g. an analysis asking a zoo for a model) still trains
             compiled = bool(compiled) and not info.enabled
-            return _Trainer(model_cfg, train_cfg, Path(out_dir), corpus, resume, torch_device, cache_dir, progress, info, compiled).run()
+            return _Trainer(model_cfg, train_cfg, Path(out_dir), task, start, resume, torch_device, cache_dir, progress, info, compiled).run()
     finally:
         distributed.teardown(info)
 
@@ -178,9 +165,10 @@ class _Meter:
 
 
 class _Trainer:
-    def __init__(self, model_cfg, train_cfg, out_dir, corpus, resume, device, cache_dir, progress, info, compiled):
+    def __init__(self, model_cfg, train_cfg, out_dir, task, start, resume, device, cache_dir, progress, info, compiled):
         self.model_cfg, self.cfg, self.out_dir = model_cfg, train_cfg, out_dir
-        self.corpus_spec, self.resume, self.device = corpus, resume, device
+        self.task, self.resume, self.device = task, resume, device
+        self.freeze, self.parent = start
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.progress, self.info = progress, info
         self.lock: FolderLock | None = None
@@ -217,42 +205,36 @@ class _Trainer:
         if (self.out_dir / ckpt.RUN_FILE).is_file():  # an existing run: refuse at once while another process writes it
             self.lock = lock_folder(self.out_dir, "run folder")
         existing = check_out_dir(self.out_dir, self.resume)  # before anything is read or written
-        corpus = self.corpus_spec if isinstance(self.corpus_spec, Corpus) else find_corpus(self.corpus_spec)
-        identity = _identity(self.model_cfg, self.cfg, corpus)
+        identity = self.identity()
         if existing is not None:
             check_same_run(existing, identity, self.out_dir)
             _check_same_mode(existing, self.compiled, self.out_dir)
-        tokenizer, tokens = tokenize_corpus(corpus, self.model_cfg, self.cfg, self.cache_dir)
-        check_stream(tokens.train, self.model_cfg.n_ctx, "training")
-        check_stream(tokens.val, self.model_cfg.n_ctx, "validation")
+        self.task.prepare(self.model_cfg, self.cfg, self.cache_dir)
         if self.lock is None:  # a new run: locked only now, so that refused settings leave no folder behind
             self.lock = lock_folder(self.out_dir, "run folder")
             existing = check_out_dir(self.out_dir, self.resume)  # another process may have started a run here meanwhile
             if existing is not None:
                 check_same_run(existing, identity, self.out_dir)
-        self.setup(corpus, tokenizer, tokens)
+        self.setup()
         self.start = plan_start(self.out_dir, existing, self.cfg.steps, self.model, self.optimizer)
         prepare_folder(self.out_dir, self.start, self.run_record(complete=False))
 
     def prepare_follower(self) -> None:
-        corpus = self.corpus_spec if isinstance(self.corpus_spec, Corpus) else find_corpus(self.corpus_spec)
-        self.setup(corpus, *tokenize_corpus(corpus, self.model_cfg, self.cfg, self.cache_dir))
+        self.task.prepare(self.model_cfg, self.cfg, self.cache_dir)
+        self.setup()
 
-    def setup(self, corpus: Corpus, tokenizer: Tokenizer, tokens: TokenData) -> None:
-        self.corpus, self.tokenizer, self.tokens = corpus, tokenizer, tokens
+    def identity(self) -> dict[str, Any]:
+        return _identity(self.model_cfg, self.cfg, self.task, self.parent.record(self.freeze))
+
+    def setup(self) -> None:
+        """The model (from the seed, or the parent's weights), its frozen parameters, the optimizer and the loss."""
         self.model = Transformer(self.model_cfg).to(self.device)
-        self.model.tokenizer = tokenizer
+        self.parent.load_into(self.model)
+        self.freeze.apply(self.model)
+        self.model.tokenizer = self.task.tokenizer
         self.optimizer = make_optimizer(self.model, self.cfg)
-        self.loss_fn = compiled_loss(self.model) if self.compiled else self.model.next_token_loss
-        self.data_info = {
-            "corpus": corpus.describe(),
-            "split": split_corpus(corpus, self.cfg.val_fraction).describe(),
-            "tokenizer_hash": tokenizer.hash,
-            "tokenizer_vocab_size": tokenizer.vocab_size,
-            "n_train_tokens": int(len(tokens.train)),
-            "n_val_tokens": int(len(tokens.val)),
-            "token_cache": str(tokens.path),
-        }
+        self.loss_fn = self.task.loss_fn(self.model, self.compiled)
+        self.data_info = self.task.data_info()
 
     def share_start(self) -> None:
         """Rank 0 decided where training starts; the other ranks load the same checkpoint."""
@@ -265,16 +247,15 @@ class _Trainer:
         self.last_checkpoint = self.start.folder
 
     def run_record(self, complete: bool) -> dict[str, Any]:
-        identity = _identity(self.model_cfg, self.cfg, self.corpus)
+        identity = self.identity()
         mode = {"compiled": True} if self.compiled else {}  # eager runs' records are as before
         return {"format": ckpt.RUN_FORMAT, "format_version": ckpt.FORMAT_VERSION, **identity, **mode, "data": self.data_info, "complete": complete}
 
     # -- the loop --
     def train_session(self) -> TrainResult:
         cfg, info, start = self.cfg, self.info, self.start
-        self.windows = eval_windows(self.tokens.val, self.model_cfg.n_ctx, cfg.eval_windows, self.tokens.bos_id)
         self.provenance = ckpt.provenance()
-        self.tokens_per_step = cfg.batch_size * self.model_cfg.n_ctx
+        self.tokens_per_step = self.task.tokens_per_step(self.model_cfg, cfg)
         self.checkpoint_steps = frozenset(cfg.checkpoint_steps)
         self.session_start = time.perf_counter()
         if start.folder is None:
@@ -314,10 +295,9 @@ class _Trainer:
         lr = lr_at(step, cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        batch = sample_windows(self.tokens.train, self.model_cfg.n_ctx, cfg.batch_size, step_generator(cfg.seed, step), self.tokens.bos_id, cfg.repeat_fraction)
-        batch = batch[rows].to(self.device, non_blocking=True)
-        with _autocast(self.device):
-            loss = ddp(batch, return_type="loss") if self.info.enabled else self.loss_fn(batch)
+        batch = _rows_to(self.task.batch(step, cfg), rows, self.device)
+        with autocast(self.device):
+            loss = self.task.loss(ddp, batch) if self.info.enabled else self.loss_fn(batch)
         loss.backward()
         if cfg.grad_clip > 0:
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -355,21 +335,29 @@ class _Trainer:
         self.bar.set_postfix(loss=f"{meter.train_loss:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
         meter.reset(done)
 
-    def evaluate_and_log(self, step: int) -> tuple[float, list[float]]:
-        """Validation loss (overall and by position) at ``step``, logged; a non-finite one stops training."""
-        val_loss, by_pos = evaluate(self.model, self.windows, self.cfg.batch_size, self.device)
+    def evaluate_and_log(self, step: int) -> dict[str, Any]:
+        """The task's metrics at ``step`` (``val_loss`` and more), logged; a non-finite validation loss stops training."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                metrics = self.task.evaluate(self.model, self.device)
+        finally:
+            self.model.train(was_training)
+        val_loss = metrics.get("val_loss") if isinstance(metrics, dict) else None
+        if not isinstance(val_loss, float):
+            raise TypeError(f"{type(self.task).__name__}.evaluate must return a dict with a float 'val_loss', got {metrics!r:.200}")
         if not math.isfinite(val_loss):
             raise self.diverged(step, f"the validation loss is {val_loss}")
-        self.log({"kind": "eval", "step": step, "tokens": step * self.tokens_per_step, "val_loss": val_loss, "val_loss_by_pos": by_pos})
-        return val_loss, by_pos
+        self.log({"kind": "eval", "step": step, "tokens": step * self.tokens_per_step, **metrics})
+        return metrics
 
     def save(self, step: int, train_loss: float | None) -> None:
         """Evaluate, log and write checkpoint ``step`` (only finite weights and optimizer states are ever written)."""
         cfg = self.cfg
         if not all_finite(self.model, self.optimizer):
             raise self.diverged(step, "the weights or the optimizer state are no longer finite numbers")
-        val_loss, by_pos = self.evaluate_and_log(step)
-        metrics = {"train_loss": train_loss, "val_loss": val_loss, "val_loss_by_pos": by_pos, "lr": lr_at(max(step - 1, 0), cfg)}
+        metrics = {"train_loss": train_loss, **self.evaluate_and_log(step), "lr": lr_at(max(step - 1, 0), cfg)}
         folder = ckpt.step_dir(self.out_dir, step)
         tokens_seen = step * self.tokens_per_step
         record = {
@@ -383,7 +371,7 @@ class _Trainer:
             "provenance": self.provenance,
         }
         training_state = {"step": step, "tokens_seen": tokens_seen, "elapsed_s": self.elapsed()}
-        data = ckpt.capture(folder, self.model, self.tokenizer, record, optimizer=self.optimizer, training_state=training_state)
+        data = ckpt.capture(folder, self.model, self.task.tokenizer, record, optimizer=self.optimizer, training_state=training_state)
         self.writer.submit(data, then=lambda: ckpt.prune_optimizer_states(self.out_dir, keep=folder))  # written while training goes on
         self.last_checkpoint = folder
 
@@ -445,13 +433,13 @@ class _Trainer:
         )
 
 
-def compiled_loss(model: Transformer) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``model.next_token_loss`` compiled as one graph (forward and, through AOTAutograd, backward)."""
-    # einops registers a backend per tensor type on first use, and dynamo guards on that registry:
-    # register the types the step meets (tensors and parameters) first, or the step compiles twice.
-    for tensor in (torch.zeros(1), torch.nn.Parameter(torch.zeros(1))):
-        einops.rearrange(tensor, "a -> a")
-    return torch.compile(model.next_token_loss, fullgraph=True, dynamic=False)
+def _rows_to(batch: Any, rows: slice, device: torch.device) -> Any:
+    """This process's rows of a batch (a tensor or a tuple of tensors) on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch[rows].to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_rows_to(part, rows, device) for part in batch)
+    raise TypeError(f"a task's batch must be a tensor or a tuple of tensors, got {type(batch).__name__}")
 
 
 def _check_same_mode(run: dict[str, Any], compiled: bool, out_dir: Path) -> None:

@@ -226,7 +226,7 @@ def _report(job: tuple[Any, str], future: Future, seconds: dict[str, float], log
 
 def _prepare_tokens(jobs: Sequence[tuple[Any, str]]) -> None:
     """Train the tokenizer(s) and encode the corpus once, here, before the workers read the cache."""
-    from circuits.training.loop import tokenize_corpus
+    from circuits.training.task import tokenize_corpus
 
     seen = set()
     for zoo, name in jobs:

@@ -71,6 +71,10 @@ def check_out_dir(out_dir: Path, resume: bool) -> dict[str, Any] | None:
     return run
 
 
+#: Keys of ``run.json`` that describe a run but are not part of its identity.
+_RECORD_ONLY = frozenset({"format", "format_version", "compiled", "data", "complete"})
+
+
 def check_same_run(run: dict[str, Any], identity: dict[str, Any], out_dir: Path) -> None:
     """Refuse to resume a run trained with other settings or on other data."""
     differences = []
@@ -78,8 +82,10 @@ def check_same_run(run: dict[str, Any], identity: dict[str, Any], out_dir: Path)
         for key in sorted(set(run.get(section, {})) | set(identity[section])):
             if run.get(section, {}).get(key) != identity[section].get(key):
                 differences.append(f"{section}.{key}: {run.get(section, {}).get(key)!r} in the folder vs {identity[section].get(key)!r} now")
-    if run.get("corpus_fingerprint") != identity["corpus_fingerprint"]:
-        differences.append("the corpus content changed")
+    for key in sorted((set(run) | set(identity)) - {"model", "train"} - _RECORD_ONLY):  # the data, the parent weights, the frozen names
+        if run.get(key) != identity.get(key):
+            what = "the corpus content changed" if key == "corpus_fingerprint" else f"{key}: {run.get(key)!r:.120} in the folder vs {identity.get(key)!r:.120} now"
+            differences.append(what)
     if differences:
         raise ValueError(
             f"cannot resume {out_dir}: it holds a run with different settings ({'; '.join(differences[:6])}); "
