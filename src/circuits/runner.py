@@ -85,7 +85,7 @@ class TrackingZoo(Zoo):
 
 def zoo_key(zoo: Zoo) -> str:
     """Hash of what the zoo's models depend on: settings, corpus, training code version, every preset's run folder name."""
-    settings = dataclasses.asdict(zoo.settings)
+    settings = zoo.settings.key_fields()
     return digest({"settings": settings, "corpus": zoo.corpus.fingerprint, "code": CODE_VERSION, "runs": sorted(zoo.run_dir(n).name for n in PRESETS)})
 
 

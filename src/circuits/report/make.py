@@ -18,6 +18,7 @@ from circuits.experiments import load
 from circuits.experiments.base import Section
 from circuits.report.write import write_report
 from circuits.runner import DEFAULT_SEEDS, QUICK_SEEDS, check_seeds, check_workers, log_stderr, run_experiments
+from circuits.training.profiles import PROFILES
 from circuits.training.zoo import ZooSettings
 
 __all__ = ["ReportRun", "make_report", "add_arguments", "add_common_arguments", "run", "run_from_args", "experiment_main"]
@@ -90,6 +91,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str = 
     parser.add_argument("--no-progress", action="store_true", help="no training progress bars")
     parser.add_argument("--workers", type=_positive_int, help="models trained at once, one process each (default: one per CPU core; 1 on CUDA)")
     parser.add_argument(
+        "--profile", choices=list(PROFILES), default="default",
+        help="default: the presets as defined; full: every preset on the corpus alone at several times the tokens (hours on CPU: for a GPU)",
+    )
+    parser.add_argument(
         "--seeds", type=_seed_count,
         help=f"seeds the seeded sections' claims are tested on (models and probes; default {DEFAULT_SEEDS}, {QUICK_SEEDS} with --quick)",
     )
@@ -104,8 +109,12 @@ def run_from_args(args: argparse.Namespace, only: Sequence[str] | None, *, prog:
     for name in only or ():
         if name not in registry.EXPERIMENTS:
             load(name)  # KeyError with the known names -> exit status 2
+    if args.quick and args.profile != "default":
+        print(f"{prog}: error: --profile {args.profile} cannot be combined with --quick (quick shrinks the presets for a smoke test); drop one of them", file=sys.stderr)
+        return 2
+    settings = ZooSettings(quick=args.quick, profile=args.profile)
     result = make_report(
-        only, quick=args.quick, out_dir=args.out, runs_dir=args.runs, cache_dir=args.cache_dir, png=not args.no_png,
+        only, zoo_settings=settings, quick=args.quick, out_dir=args.out, runs_dir=args.runs, cache_dir=args.cache_dir, png=not args.no_png,
         progress=not args.no_progress, recompute=args.recompute, command=prog + _flags(args, only), workers=args.workers,
         seeds=args.seeds,
     )
@@ -130,6 +139,7 @@ def _seed_count(text: str) -> int:
 def _flags(args: argparse.Namespace, only: Sequence[str] | None) -> str:
     flags = [f for f, on in (("--quick", args.quick), ("--no-png", args.no_png), ("--recompute", args.recompute)) if on]
     flags += [f"--seeds {args.seeds}"] if getattr(args, "seeds", None) else []
+    flags += [f"--profile {args.profile}"] if getattr(args, "profile", "default") != "default" else []
     flags += [f"--out {args.out}", f"--runs {args.runs}"] + ([f"--only {' '.join(only)}"] if getattr(args, "only", None) else [])
     return " " + " ".join(flags)
 
@@ -143,7 +153,7 @@ def experiment_main(name: str, argv: Sequence[str] | None = None) -> int:
 
     Flags: ``--quick`` (tiny models and settings), ``--out DIR`` (default ``figures/<name>``),
     ``--runs DIR`` (trained models and the result cache, default ``runs``), ``--no-png``,
-    ``--cache-dir DIR``, ``--seeds N``. Returns the exit status (0, or 1 when the experiment failed).
+    ``--cache-dir DIR``, ``--seeds N``, ``--profile NAME``. Returns the exit status (0, or 1 when the experiment failed).
     """
     load(name)  # KeyError naming the known experiments
     parser = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=f"Run the {name} experiment and write its report section.")

@@ -16,6 +16,7 @@ from circuits.model import Transformer
 from circuits.training.checkpoint import list_checkpoints, load
 from circuits.training.config import TrainConfig
 from circuits.training.presets import get_preset, training_data_label
+from circuits.training.profiles import Profile, get_profile
 from circuits.training.tokenizer import Tokenizer
 
 __all__ = ["CODE_VERSION", "Zoo", "ZooSettings", "run_complete", "digest"]
@@ -35,10 +36,12 @@ class ZooSettings:
     whole report pipeline runs in about a minute. ``seed_offset`` k trains every preset with model
     and training seeds ``preset seed + k`` (another initialisation and another batch order), in
     its own run folder ``<preset>-s<k>-<key>``; k = 0 is the presets as defined (folders
-    ``<preset>-<key>``).
+    ``<preset>-<key>``). ``profile`` names a :mod:`~circuits.training.profiles` profile (``"default"``: the
+    presets as defined; ``"full"``: the corpus alone at several times the tokens; not with quick mode).
     """
 
     quick: bool = False
+    profile: str = "default"
     corpus: str | None = None  # None: the stdlib (full) or its ``quick_corpus`` package (quick)
     seed_offset: int = 0  # added to every preset's model and training seed (0: the presets' own seeds)
     quick_corpus: str = "json"
@@ -52,6 +55,16 @@ class ZooSettings:
     def __post_init__(self) -> None:
         if isinstance(self.seed_offset, bool) or not isinstance(self.seed_offset, int) or self.seed_offset < 0:
             raise ValueError(f"ZooSettings.seed_offset={self.seed_offset!r} must be an int >= 0 (0: the presets' own seeds)")
+        get_profile(self.profile)  # an unknown name raises, listing the profiles
+        if self.quick and self.profile != "default":
+            raise ValueError(f"profile={self.profile!r} cannot be combined with quick mode (quick shrinks the presets for a smoke test); drop one of them")
+
+    def key_fields(self) -> dict[str, Any]:
+        """The settings as a dict for cache keys (the default profile is left out, so keys from before profiles still match)."""
+        fields = dataclasses.asdict(self)
+        if fields["profile"] == "default":
+            del fields["profile"]
+        return fields
 
 
 class Zoo:
@@ -68,6 +81,7 @@ class Zoo:
     def __init__(self, root: str | os.PathLike, settings: ZooSettings | None = None, *, cache_dir: str | os.PathLike | None = None, progress: bool = True):
         self.root = Path(root)
         self.settings = settings or ZooSettings()
+        self.profile: Profile = get_profile(self.settings.profile)
         self.cache_dir = cache_dir
         self.progress = progress
         self._corpus = None
@@ -144,6 +158,7 @@ class Zoo:
                 train_cfg, steps=s.quick_steps, batch_size=s.quick_batch, warmup_steps=min(train_cfg.warmup_steps, s.quick_steps // 4),
                 eval_windows=8, n_log_checkpoints=6, n_linear_checkpoints=4,
             )
+        model_cfg, train_cfg = self.profile.configure(model_cfg, train_cfg)
         if self.seed_offset:
             model_cfg = model_cfg.replace(seed=model_cfg.seed + self.seed_offset)
             train_cfg = dataclasses.replace(train_cfg, seed=train_cfg.seed + self.seed_offset)
@@ -201,7 +216,10 @@ class Zoo:
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
     def describe(self) -> dict:
-        return {"root": str(self.root), "quick": self.quick, "seed_offset": self.seed_offset, "corpus": self.corpus.describe(), "code_version": CODE_VERSION}
+        return {
+            "root": str(self.root), "quick": self.quick, "profile": self.profile.describe(), "seed_offset": self.seed_offset,
+            "corpus": self.corpus.describe(), "code_version": CODE_VERSION,
+        }
 
 
 def run_complete(folder: Path) -> bool:
