@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("circuits.training",),
     ("circuits.hf",),
     ("circuits.analysis",),
+    ("circuits.views",),
     ("circuits.experiments",),
     ("circuits.runner",),
     ("circuits.report",),

@@ -21,6 +21,7 @@ An experiment module (``circuits.experiments.<name>``) asks one question::
     def tables(result: Result) -> list[Table]        # optional
     def intro(result: Result) -> str                 # what the section asks and what it measured
     def notes(result: Result) -> list[str]           # optional caveats
+    def views(result: Result) -> list[View]          # optional interactive views (circuits.views), built from the result
 
 ``compute`` is separate from the rest so that the runner (:mod:`circuits.runner`) can cache the
 result as JSON (:meth:`Result.to_json` / :meth:`Result.from_json`, exact round trip) and rebuild
@@ -52,7 +53,7 @@ import numpy as np
 from circuits.training.zoo import digest
 
 __all__ = [
-    "Result", "Figure", "Claim", "Table", "Section", "build_section", "result_to_json", "result_from_json", "digest", "config_key",
+    "Result", "Figure", "View", "Claim", "Table", "Section", "build_section", "result_to_json", "result_from_json", "digest", "config_key",
     "is_seeded", "config_for_seed", "aggregate_claims", "seeds_verdict",
 ]
 
@@ -66,6 +67,20 @@ class Figure:
     title: str
     caption: str  # what the figure shows, one or two sentences, measured numbers included
     fig: Any  # plotly.graph_objects.Figure
+
+
+@dataclass(frozen=True, kw_only=True)
+class View:
+    """One interactive view (:mod:`circuits.views`: attention, values over tokens, ...) with a stable ``key`` and a caption.
+
+    The report writes ``view.fragment(id)`` (its ``<div>`` and its data, once) and embeds the views'
+    shared script once per page; views have no static PNG export.
+    """
+
+    key: str
+    title: str
+    caption: str
+    view: Any  # circuits.views.View
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +132,7 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # caveats (scaled indices, quick mode, ...)
+    views: list[View] = field(default_factory=list)  # interactive views, after the figures
 
 
 def config_key(cfg: Any) -> str:
@@ -227,6 +243,7 @@ def build_section(module: Any, result: Any, cfg: Any = None, zoo: Any = None) ->
         tables=list(module.tables(result)) if hasattr(module, "tables") else [],
         claims=list(module.claims(result)),
         notes=list(module.notes(result)) if hasattr(module, "notes") else [],
+        views=list(module.views(result)) if hasattr(module, "views") else [],
     )
 
 

@@ -37,6 +37,7 @@ from circuits.experiments.corpus import token_data
 from circuits.experiments.estimates import Estimate
 from circuits.experiments.phase_change_claims import claims  # noqa: F401  (the section's claims, re-exported)
 from circuits.experiments.phase_change_figures import figures, intro, notes, tables  # noqa: F401  (re-exported)
+from circuits.experiments.section_views import phase_change_views as views  # noqa: F401  (the section's interactive views)
 from circuits.experiments.util import band_icl, eval_tokens, icl_bands, training_data_note
 from circuits.training.checkpoint import load
 from circuits.training.zoo import Zoo
@@ -229,6 +230,9 @@ class Result(base.Result):
     loss_gap: LossGap | None
     ablation: AblationStudy | None
     seconds: float
+    text_tokens: tuple[str, ...] = ()  #: the first claim window as text (the interactive per-token loss view; empty in older caches)
+    text_steps: tuple[int, ...] = ()  #: checkpoints of text_loss: the phase-change window's start and end, and the last
+    text_loss: np.ndarray | None = None  # [step, pos - 1] the main model's per-token loss on that window at text_steps
 
     @property
     def names(self) -> list[str]:
@@ -463,4 +467,13 @@ def compute(cfg: Config, zoo: Zoo) -> Result:
         pca_explained=explained, models=models, phase=_phase_window(cfg, main, claim, cfg.main) if main else None,
         log_index=_log_index(main, claim, cfg.main) if main else None,
         loss_gap=_loss_gap(main, models.get(cfg.control)), ablation=ablation, seconds=time.perf_counter() - start_time,
+        **(_text_loss(zoo, cfg.main, main, claim) if main else {}),
     )
+
+
+def _text_loss(zoo: Zoo, name: str, main: ModelTrajectory, claim: _ClaimWindows) -> dict:
+    """The main model's per-token loss on the first claim window at the phase-change window's start and end and at the last checkpoint."""
+    steps = (*main.window, main.steps[-1])
+    tok = load(zoo.checkpoints(name)[-1][1])[1]
+    return dict(text_tokens=tuple(tok.str_tokens(claim.setup.claim_text[0])), text_steps=steps,
+                text_loss=np.stack([claim.loss(name, s)[0].double().numpy() for s in steps]))

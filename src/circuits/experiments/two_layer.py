@@ -37,8 +37,10 @@ from circuits.experiments.base import Table
 from circuits.experiments.corpus import token_data
 from circuits.experiments.two_layer_claims import claims, label  # noqa: F401  (claims: re-exported)
 from circuits.experiments.two_layer_figures import figures  # noqa: F401  (re-exported)
+from circuits.experiments.section_views import two_layer_views as views  # noqa: F401  (the section's interactive views)
 from circuits.experiments.util import eval_tokens, fmt, training_data_note
 from circuits.training.zoo import Zoo
+from circuits.views.from_model import attention_patterns
 
 NAME = "two_layer"
 TITLE = "Two-layer attention-only model: induction heads"
@@ -167,6 +169,8 @@ class Result(base.Result):
     loss_per_repeat: np.ndarray  #: [repeat] mean loss on the natural-prefix probe
     loss_per_repeat_bos: np.ndarray  #: [repeat] on [BOS] + R + R
     loss_per_position: np.ndarray  #: [pos - 1] on [BOS] + R + R
+    text_tokens: tuple[str, ...] = ()  #: the first validation window as text (the interactive attention view; empty in older caches)
+    text_patterns: np.ndarray | None = None  #: [layer, head, query_pos, key_pos] every head's attention on that window
 
 
 # ---- compute -----------------------------------------------------------------------------------
@@ -208,6 +212,7 @@ def compute(cfg: Config, zoo: Zoo) -> Result:
         **_term_sets(model, text, cfg.term_windows, cfg.term_len),
         loss_per_repeat=scores["prefix"].loss_per_repeat.double().numpy(), loss_per_repeat_bos=scores["bos"].loss_per_repeat.double().numpy(),
         loss_per_position=per_position_loss(model, probes["bos"].tokens).double().numpy(),
+        text_tokens=tuple(tok.str_tokens(text[0])), text_patterns=attention_patterns(model, text[:1]).double().numpy(),
     )
 
 

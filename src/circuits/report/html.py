@@ -5,6 +5,9 @@ plus the small script plotly writes for it. A tiny script before plotly.js recor
 errors into ``window.__reportErrors`` and shows them in a visible banner, and each figure marks
 its ``<div>`` with ``data-rendered="1"`` once plotly has drawn it, so that a headless browser
 (``chromium --dump-dom``) can check the report rendered (``tests/test_report_browser.py``).
+Interactive views (:mod:`circuits.views`, a section's ``views``) are a ``<div>`` and their JSON data
+each; their shared script is embedded once in the head when any section has one, and marks each
+drawn view's ``<div>`` with ``data-rendered="1"`` too.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from circuits.experiments.base import Claim, Figure, Section, Table
+from circuits.experiments.base import Claim, Figure, Section, Table, View
+from circuits.views.page import head_html
 
-__all__ = ["render", "figure_div_id", "claims_rows", "seeds_text", "value_text", "HOW_TO_READ"]
+__all__ = ["render", "figure_div_id", "view_div_id", "claims_rows", "seeds_text", "value_text", "HOW_TO_READ"]
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1200px; margin: 0 auto; padding: 1em 2em; color: #222; line-height: 1.45; }
@@ -54,6 +58,10 @@ _MARK_RENDERED = "var d = document.getElementById('{plot_id}'); if (d) { d.setAt
 
 def figure_div_id(section: str, key: str) -> str:
     return f"fig-{section}-{key}"
+
+
+def view_div_id(section: str, key: str) -> str:
+    return f"view-{section}-{key}"
 
 
 def _e(value: Any) -> str:
@@ -166,6 +174,12 @@ def _figure(section: Section, figure: Figure) -> str:
     )
 
 
+def _view(section: Section, view: View) -> str:
+    div_id = view_div_id(section.key, view.key)
+    return (f'<figure id="figure-{div_id}" data-view="{_e(div_id)}">{view.view.fragment(div_id)}'
+            f"<figcaption><b>{_e(view.title)}.</b> {_e(view.caption)}</figcaption></figure>")
+
+
 def _table(table: Table) -> str:
     head = "".join(f"<th>{_e(c)}</th>" for c in table.columns)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in table.rows)
@@ -183,6 +197,8 @@ def _section(section: Section, error: str | None) -> str:
         out.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in section.notes) + "</ul>")
     for figure in section.figures:
         out.append(_figure(section, figure))
+    for view in section.views:
+        out.append(_view(section, view))
     for table in section.tables:
         out.append(_table(table))
     if section.claims:
@@ -246,6 +262,7 @@ def render(sections: Sequence[Section], record: dict, *, plotly_js: str, title: 
         f"<style>{_CSS}</style>",
         f"<script>{_ERROR_SCRIPT}</script>",
         f'<script type="text/javascript" id="plotly-js">{plotly_js}</script>',
+        head_html() if any(s.views for s in sections) else "",
         "</head><body>",
         '<div id="report-errors"></div>',
         f"<h1>{_e(title)}</h1>",
