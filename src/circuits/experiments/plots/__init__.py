@@ -11,6 +11,7 @@ with :func:`wrap_title` (plotly never wraps a title, and the static export is 70
 - ``heatmaps``: labelled heatmaps, head grids, attention patterns, token circuits
 - ``charts``: bars, lines, scatters, boxes, panels of them
 - ``training_curves``: curves over training checkpoints
+- ``geometry``: feature directions in 2-D panels, categorical phase diagrams
 """
 
 from circuits.experiments.plots.charts import *  # noqa: F401,F403
@@ -20,3 +21,8 @@ from circuits.experiments.plots.style import *  # noqa: F401,F403
 from circuits.experiments.plots import charts as _charts, training_curves as _curves, heatmaps as _heatmaps, style as _style
 
 __all__ = [*_style.__all__, *_heatmaps.__all__, *_charts.__all__, *_curves.__all__]
+
+from circuits.experiments.plots.geometry import *  # noqa: E402,F401,F403
+from circuits.experiments.plots import geometry as _geometry  # noqa: E402
+
+__all__ += _geometry.__all__
