@@ -22,6 +22,8 @@ Normalization = Literal["none", "layernorm", "rmsnorm"]
 NormPosition = Literal["pre", "post"]
 Positional = Literal["learned", "shortformer", "rotary", "alibi", "sinusoidal", "none"]
 MaskKind = Literal["causal", "bidirectional", "sliding_window", "prefix"]
+InputKind = Literal["tokens", "patches"]
+Pool = Literal["cls", "mean"]
 
 
 @no_type_check  # validated by __post_init__ with clear messages, not by test-time type instrumentation
@@ -50,6 +52,15 @@ class TransformerConfig:
       - ``smear_key``: the In-context Learning paper's smeared key: each head's key becomes
         ``sigmoid(alpha) k_j + (1 - sigmoid(alpha)) k_{j-1}`` with a trainable ``alpha`` per head.
       - ``n_token_types``: BERT-style token-type (segment) embeddings; 0 means none.
+      - ``input``: ``"tokens"`` (ids ``[batch, pos]``) or ``"patches"`` (images ``[batch,
+        n_channels, image_size, image_size]`` cut into ``patch_size`` patches and embedded by a
+        linear map ``W_E [n_channels * patch_size**2, d_model]``, a ViT). For patches,
+        ``d_vocab`` is the patch length ``n_channels * patch_size**2`` and ``n_ctx`` the number
+        of patches (+1 with ``class_token``); :func:`vit_config` fills both in.
+      - ``n_classes`` / ``pool``: a classification head: the final residual is pooled (``"cls"``:
+        position 0, the class token or BERT's [CLS]; ``"mean"``: the mean over real positions,
+        class token excluded) and unembedded to ``[batch, n_classes]`` logits (``W_U [d_model,
+        n_classes]``).
     """
 
     # sizes
@@ -77,6 +88,14 @@ class TransformerConfig:
     n_token_types: int = 0
     use_bias: bool = True
     tied_embeddings: bool = False
+    # input and head (omitted from to_dict at their defaults, so existing configs serialise as before)
+    input: InputKind = "tokens"
+    image_size: int | None = None
+    patch_size: int | None = None
+    n_channels: int | None = None
+    class_token: bool = False
+    n_classes: int | None = None
+    pool: Pool | None = None
     # initialisation
     init_range: float | None = None
     seed: int = 0
@@ -96,7 +115,14 @@ class TransformerConfig:
 
     @property
     def d_vocab_out_(self) -> int:
+        if self.n_classes is not None:
+            return self.n_classes
         return self.d_vocab_out if self.d_vocab_out is not None else self.d_vocab
+
+    @property
+    def n_patches(self) -> int:
+        """Patches per image (0 for token input)."""
+        return (self.image_size // self.patch_size) ** 2 if self.input == "patches" else 0
 
     @property
     def n_kv_heads_(self) -> int:
@@ -126,7 +152,11 @@ class TransformerConfig:
 
     # ---- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for name, default in _OMITTED_AT_DEFAULT.items():
+            if data[name] == default:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TransformerConfig":
@@ -150,12 +180,44 @@ class TransformerConfig:
         return dataclasses.replace(self, **changes)
 
 
+#: fields added after configs were first stored: left out of ``to_dict`` at their defaults (stored
+#: run identities and checkpoints of token models stay byte-identical)
+_OMITTED_AT_DEFAULT: dict[str, Any] = {
+    "input": "tokens", "image_size": None, "patch_size": None, "n_channels": None,
+    "class_token": False, "n_classes": None, "pool": None,
+}
+
+
+def vit_config(
+    *, image_size: int, patch_size: int, n_classes: int, n_channels: int = 1, class_token: bool = True,
+    pool: str | None = None, **kwargs: Any,
+) -> TransformerConfig:
+    """A vision-transformer config: patch input, bidirectional attention, learned positions, a classification head.
+
+    ``d_vocab`` (patch length) and ``n_ctx`` (patches, +1 for the class token) are derived;
+    ``pool`` defaults to ``"cls"`` with a class token and ``"mean"`` without. Other fields
+    (``n_layers``, ``d_model``, ``n_heads``, ...) are passed through.
+    """
+    if not (isinstance(patch_size, int) and isinstance(image_size, int) and patch_size > 0 and image_size > 0):
+        raise ValueError(f"vit_config: image_size={image_size!r} and patch_size={patch_size!r} must be positive ints")
+    if image_size % patch_size:
+        raise ValueError(f"vit_config: image_size={image_size} is not divisible by patch_size={patch_size}; pick a patch_size dividing it")
+    fields = dict(
+        input="patches", image_size=image_size, patch_size=patch_size, n_channels=n_channels, class_token=class_token,
+        n_classes=n_classes, pool=pool or ("cls" if class_token else "mean"), mask="bidirectional", positional="learned",
+        d_vocab=n_channels * patch_size**2, n_ctx=(image_size // patch_size) ** 2 + int(class_token),
+    )
+    fields.update(kwargs)
+    return TransformerConfig(**fields)
+
+
 _CHOICES: dict[str, tuple[str, ...]] = {
     "act_fn": get_args(ActFn),
     "normalization": get_args(Normalization),
     "norm_position": get_args(NormPosition),
     "positional": get_args(Positional),
     "mask": get_args(MaskKind),
+    "input": get_args(InputKind),
 }
 
 
@@ -175,7 +237,7 @@ def _check_types(cfg: TransformerConfig) -> None:
     for name in ("d_head", "d_mlp", "d_vocab_out", "n_kv_heads", "rotary_dim", "window"):
         if getattr(cfg, name) is not None:
             _check_int(name, getattr(cfg, name), minimum=1)
-    for name in ("attn_only", "smear_key", "use_bias", "tied_embeddings"):
+    for name in ("attn_only", "smear_key", "use_bias", "tied_embeddings", "class_token"):
         if not isinstance(getattr(cfg, name), bool):
             raise ValueError(f"TransformerConfig.{name} must be True or False, got {getattr(cfg, name)!r}")
     for name, choices in _CHOICES.items():
@@ -248,4 +310,45 @@ def _check_floats(cfg: TransformerConfig) -> None:
         raise ValueError(f"TransformerConfig.init_range={cfg.init_range!r} must be a positive number")
 
 
-_VALIDATORS = (_check_types, _check_heads, _check_rotary, _check_window, _check_layout, _check_floats)
+def _check_head(cfg: TransformerConfig) -> None:
+    if cfg.n_classes is None:
+        if cfg.pool is not None:
+            raise ValueError(f"TransformerConfig.pool={cfg.pool!r} needs n_classes=<number of classes> (the classification head)")
+        return
+    _check_int("n_classes", cfg.n_classes, minimum=1)
+    if cfg.pool not in get_args(Pool):
+        raise ValueError(f"TransformerConfig.pool={cfg.pool!r}: a classification head (n_classes) needs pool='cls' or 'mean'")
+    if cfg.d_vocab_out is not None or cfg.tied_embeddings:
+        raise ValueError("TransformerConfig: n_classes sets the head's width; remove d_vocab_out and tied_embeddings=True")
+
+
+def _check_patches(cfg: TransformerConfig) -> None:
+    image_fields = {"image_size": cfg.image_size, "patch_size": cfg.patch_size, "n_channels": cfg.n_channels}
+    if cfg.input == "tokens":
+        given = [name for name, value in image_fields.items() if value is not None] + (["class_token"] if cfg.class_token else [])
+        if given:
+            raise ValueError(f"TransformerConfig: {given} only apply to input='patches' (got input='tokens'); remove them")
+        return
+    for name, value in image_fields.items():
+        _check_int(name, value, minimum=1)
+    if cfg.image_size % cfg.patch_size:
+        raise ValueError(f"TransformerConfig: image_size={cfg.image_size} is not divisible by patch_size={cfg.patch_size}")
+    expected = {"d_vocab": cfg.n_channels * cfg.patch_size**2, "n_ctx": cfg.n_patches + int(cfg.class_token)}
+    wrong = {name: value for name, value in expected.items() if getattr(cfg, name) != value}
+    if wrong:
+        raise ValueError(
+            f"TransformerConfig: input='patches' needs {wrong} (d_vocab = n_channels * patch_size**2, "
+            f"n_ctx = patches + class token), got d_vocab={cfg.d_vocab}, n_ctx={cfg.n_ctx}; build it with circuits.config.vit_config"
+        )
+    if cfg.mask != "bidirectional" or cfg.positional not in ("learned", "none"):
+        raise ValueError(
+            f"TransformerConfig: input='patches' needs mask='bidirectional' and positional='learned' or 'none' "
+            f"(got mask={cfg.mask!r}, positional={cfg.positional!r})"
+        )
+    if cfg.pool == "cls" and not cfg.class_token:
+        raise ValueError("TransformerConfig: pool='cls' on patches needs class_token=True (else use pool='mean')")
+    if cfg.n_token_types or cfg.tied_embeddings:
+        raise ValueError("TransformerConfig: input='patches' has no token types and no tied embeddings (there is no token vocabulary)")
+
+
+_VALIDATORS = (_check_types, _check_heads, _check_rotary, _check_window, _check_layout, _check_floats, _check_head, _check_patches)

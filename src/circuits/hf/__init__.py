@@ -9,6 +9,8 @@ architecture                  what it becomes                                   
 ``GPT2LMHeadModel``           pre-norm LayerNorm, learned positions, GELU MLP          in and out
 ``LlamaForCausalLM``          pre-norm RMSNorm, rotary, grouped-query attn, SwiGLU     in and out
 ``BertModel``                 post-norm LayerNorm, bidirectional, token types          in
+``ViTForImageClassification`` patches, class token, bidirectional, ``"cls"`` head      in and out
+``ViTModel``                  the same without a head (identity unembedding)           in and out
 ============================  ======================================================  ==========
 
 (``GPT2Model`` and ``LlamaModel``, the head-less variants, load with the unembedding tied to
@@ -33,7 +35,7 @@ import torch
 from tokenizers import Tokenizer as RustTokenizer
 
 from circuits.atomic import atomic_write_json, atomic_write_text
-from circuits.hf import bert, gpt2, llama
+from circuits.hf import bert, gpt2, llama, vit
 from circuits.hf.checkpoint import Weights, checkpoint_folder, read_config, read_tensors, write_checkpoint
 from circuits.hf.common import UnsupportedCheckpointError, UnsupportedExportError
 from circuits.hf.tokenizer import HFTokenizer
@@ -47,10 +49,11 @@ _IMPORTERS: dict[str, tuple[ModuleType, str]] = {
     **{name: (gpt2, "transformer.") for name in gpt2.ARCHITECTURES},
     **{name: (llama, "model.") for name in llama.ARCHITECTURES},
     **{name: (bert, "bert.") for name in bert.ARCHITECTURES},
+    **{name: (vit, "vit.") for name in vit.ARCHITECTURES},
 }
-_DEFAULT_FOR_MODEL_TYPE = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "bert": "BertModel"}
-_EXPORTERS: dict[str, ModuleType] = {"gpt2": gpt2, "llama": llama}
-_EXPORT_NAMES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM"}
+_DEFAULT_FOR_MODEL_TYPE = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "bert": "BertModel", "vit": "ViTModel"}
+_EXPORTERS: dict[str, ModuleType] = {"gpt2": gpt2, "llama": llama, "vit": vit}
+_EXPORT_NAMES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "vit": "ViTForImageClassification / ViTModel"}
 
 
 def load_hf(path: str | os.PathLike, *, dtype: torch.dtype = torch.float32) -> Transformer:
@@ -96,25 +99,29 @@ def _architecture(hf_config: dict[str, Any], folder: Path) -> str:
 
 
 # ---- export ----------------------------------------------------------------------------------
-def export_problems(model: Transformer, architecture: Literal["gpt2", "llama"]) -> list[str]:
+def export_problems(model: Transformer, architecture: Literal["gpt2", "llama", "vit"]) -> list[str]:
     """The config fields that keep ``model`` from being exported as ``architecture`` (empty if none)."""
     if architecture not in _EXPORTERS:
         raise ValueError(f"architecture={architecture!r} is not one of {sorted(_EXPORTERS)}")
-    return _EXPORTERS[architecture].export_problems(model.config)
+    cfg = model.config
+    problems = []
+    if architecture != "vit" and (cfg.input != "tokens" or cfg.n_classes is not None):
+        problems.append(f"input={cfg.input!r}, n_classes={cfg.n_classes} (a causal LM reads tokens and predicts every next token)")
+    return problems + _EXPORTERS[architecture].export_problems(cfg)
 
 
 def export_hf(
     model: Transformer,
     path: str | os.PathLike,
     *,
-    architecture: Literal["auto", "gpt2", "llama"] = "auto",
+    architecture: Literal["auto", "gpt2", "llama", "vit"] = "auto",
     tokenizer: Any = None,
     overwrite: bool = False,
 ) -> Path:
     """Write ``model`` as a Hugging Face checkpoint folder that ``transformers`` and TransformerLens's
     ``TransformerBridge.boot_transformers(folder)`` open with the same logits.
 
-    ``architecture="auto"`` picks GPT-2 or LLaMA from the config. A config either cannot express
+    ``architecture="auto"`` picks GPT-2, LLaMA or ViT from the config. A config either cannot express
     raises :class:`UnsupportedExportError` naming each offending field. Parameters the target has
     no place for (``b_U``; a LLaMA gate bias) are written only when exactly zero, else the export
     raises. ``tokenizer`` (default ``model.tokenizer``; a :class:`circuits.Tokenizer` or

@@ -38,7 +38,8 @@ Hook names (module paths; every hook point that exists fires)
     entries ``-inf``), ``hook_pattern``, ``hook_z``, ``hook_result`` (per-head output
     ``[batch, pos, head, d_model]``), ``blocks.{l}.hook_attn_out``, ``blocks.{l}.hook_resid_mid``,
     ``blocks.{l}.mlp.hook_pre``/``hook_pre_linear``/``hook_post``, ``blocks.{l}.hook_mlp_out``,
-    ``blocks.{l}.hook_resid_post``, ``ln_final.hook_scale``/``hook_normalized``.
+    ``blocks.{l}.hook_resid_post``, ``ln_final.hook_scale``/``hook_normalized``, and with a
+    classification head ``hook_pooled`` (the pooled final residual ``[batch, d_model]``).
     ``run_with_cache`` derives ``hook_attn_scores``, ``hook_pattern``, ``hook_result``, the norms'
     ``hook_scale`` and ``mlp.hook_post`` on first read when no hook observes them, bitwise equal
     to the forward's values (``model/cache.py``); hooks that leave a tensor unchanged change no number.
@@ -47,7 +48,10 @@ Choices made once at build time
     ``model.positional`` is the positional scheme object (``model/positional.py``: one class per
     scheme, answering whether positions enter the residual stream or only the query/key input,
     whether there is a position table, how q/k rotate, what attention bias is added);
-    ``model.mask`` is the mask object (``model/masks.py``). ``forward`` asks these objects and never
+    ``model.mask`` is the mask object (``model/masks.py``); ``model.input`` reads token ids or image
+    patches and ``model.head`` gives logits per position or pools them for a classifier
+    (``model/inputs.py``; patch input: ``embed.W_E [n_channels * patch_size**2, d_model]``,
+    ``embed.b_E``, class token ``embed.W_cls``). ``forward`` asks these objects and never
     compares config strings.
 
 Labels

@@ -91,7 +91,7 @@ class Unembed(nn.Module):
         self.W_U = nn.Parameter(torch.empty(d_model, d_vocab_out))
         self.b_U = nn.Parameter(torch.zeros(d_vocab_out)) if use_bias else None
 
-    def forward(self, resid: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab_out"]:
+    def forward(self, resid: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_vocab_out"]:
         return affine(resid, self.W_U, self.b_U)
 
 
@@ -107,5 +107,5 @@ class TiedUnembed(nn.Module):
     def W_U(self) -> Float[Tensor, "d_model d_vocab_out"]:
         return einops.rearrange(self._embed.W_E, "d_vocab d_model -> d_model d_vocab")
 
-    def forward(self, resid: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_vocab_out"]:
+    def forward(self, resid: Float[Tensor, "*batch d_model"]) -> Float[Tensor, "*batch d_vocab_out"]:
         return affine(resid, self.W_U, self.b_U)

@@ -23,7 +23,8 @@ from circuits.config import TransformerConfig
 from circuits.model._hooks import is_hooked
 from circuits.model.block import make_block
 from circuits.model.cache import CacheableHookPoint, Keep, LazyActivations, SavedLikeTransformerLens, detached, filling
-from circuits.model.embed import Embed, TiedUnembed, TokenTypeEmbed, Unembed
+from circuits.model.embed import TiedUnembed, TokenTypeEmbed, Unembed
+from circuits.model.inputs import input_kind, make_head
 from circuits.model.masks import AttentionContext, build_context, make_mask
 from circuits.model.norm import make_norm
 from circuits.model.positional import positional_scheme
@@ -46,7 +47,11 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
     Keyword arguments of ``forward``: ``attention_mask [batch, pos]`` (1 = real token, 0 =
     padding: padded keys are hidden, padded targets leave the loss), ``prefix_len`` (int or
     ``[batch]``, only for ``mask="prefix"``), ``token_type_ids [batch, pos]`` (only with
-    ``n_token_types > 0``).
+    ``n_token_types > 0``), ``labels [batch]`` (class ids; only for a classification head).
+
+    With a classification head (``n_classes``) the logits are ``[batch, n_classes]`` and the losses
+    are cross-entropies against ``labels``; with ``input="patches"`` the first argument is an image
+    batch ``[batch, n_channels, image_size, image_size]`` (see ``circuits.model.inputs``).
     """
 
     @no_type_check
@@ -58,7 +63,8 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
         self.tokenizer = None  # set by circuits.load(); only used by to_tokens(str)
 
         self.positional = positional_scheme(cfg)  # resolved once; forward asks it, never the string
-        self.embed = Embed(cfg.d_vocab, cfg.d_model)
+        self.input = input_kind(cfg)  # tokens or image patches (model/inputs.py), resolved once
+        self.embed = self.input.embed(cfg)
         self.hook_embed = CacheableHookPoint()  # [batch, pos, d_model]
         self.pos_embed: nn.Module | None = self.positional.pos_embed(cfg)
         if self.positional.hook_name is not None:  # hook_pos_embed, or hook_shortformer_pos_embed (not in the stream)
@@ -74,6 +80,9 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
         self.unembed = (
             TiedUnembed(self.embed, cfg.use_bias) if cfg.tied_embeddings else Unembed(cfg.d_model, cfg.d_vocab_out_, cfg.use_bias)
         )
+        self.head = make_head(cfg)  # logits per position, or a pooled classification head
+        if self.head.classifies:
+            self.hook_pooled = CacheableHookPoint()  # [batch, d_model]
         self.mask = make_mask(cfg.mask, cfg.window)
         self.position_bias = self.positional.attention_bias(cfg)  # ALiBi's score bias, or None
         self.init_weights()
@@ -112,16 +121,23 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
         attention_mask: Int[Tensor, "batch pos"] | None = None,
         prefix_len: int | Int[Tensor, "batch"] | None = None,
         token_type_ids: Int[Tensor, "batch pos"] | None = None,
+        labels: Int[Tensor, "batch"] | None = None,
     ) -> Tensor:
         if return_type not in ("logits", "loss", "per_token_loss"):
             raise ValueError(f"return_type={return_type!r} is not one of 'logits', 'loss', 'per_token_loss'")
-        tokens = self.check_tokens(tokens)
+        tokens = self.input.check(self, tokens)  # token ids, or images for input='patches'
+        if attention_mask is not None and not self.input.takes_attention_mask:
+            raise ValueError(f"attention_mask is for token input; this model reads input={self.config.input!r}")
         attention_mask = self._check_attention_mask(attention_mask, tokens)
         if token_type_ids is not None and self.token_type_embed is None:
             raise ValueError("token_type_ids given, but this model has n_token_types=0 (no token-type embeddings)")
         if self.token_type_embed is not None:
             token_type_ids = self._check_token_types(token_type_ids, tokens)
+        if labels is not None and not self.head.classifies:
+            raise ValueError("labels= is for a classification head (n_classes); a language model's loss reads the tokens")
         logits = self.logits_of(tokens, attention_mask, prefix_len, token_type_ids)
+        if self.head.classifies:  # [batch, n_classes]; the loss needs labels
+            return self.head.output(logits, return_type, labels)
         n_pos = tokens.shape[1]
         if return_type == "logits":
             return logits
@@ -134,17 +150,20 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
 
     def logits_of(
         self,
-        tokens: Int[Tensor, "batch pos"],
+        tokens: Int[Tensor, "batch pos"] | Float[Tensor, "batch channel height width"],
         attention_mask: Tensor | None = None,
         prefix_len: int | Tensor | None = None,
         token_type_ids: Tensor | None = None,
-    ) -> Float[Tensor, "batch pos d_vocab_out"]:
-        """The forward pass on inputs :meth:`forward` has already checked (no host reads: it compiles whole)."""
-        batch, n_pos = tokens.shape
+    ) -> Float[Tensor, "batch pos d_vocab_out"] | Float[Tensor, "batch d_vocab_out"]:
+        """The forward pass on inputs :meth:`forward` has already checked (no host reads: it compiles whole).
+
+        ``tokens`` are images for ``input="patches"``; a classification head returns ``[batch, n_classes]``."""
         resid = self.hook_embed(self.embed(tokens))  # [batch, pos, d_model]
+        batch, n_pos = resid.shape[:2]
         qk_pos = None
         if self.pos_embed is not None:
-            pos_embed = getattr(self, self.positional.hook_name)(self.pos_embed(tokens))  # [batch, pos, d_model]
+            positions = self.input.position_ids(tokens, n_pos)  # the tokens themselves, for token input
+            pos_embed = getattr(self, self.positional.hook_name)(self.pos_embed(positions))  # [batch, pos, d_model]
             resid, qk_pos = self.positional.place(resid, pos_embed)
         if self.token_type_embed is not None:
             resid = resid + self.hook_token_type_embed(self.token_type_embed(token_type_ids))
@@ -154,7 +173,10 @@ class Transformer(StackedWeightsMixin, HookedRootModule):
         ctx.qk_pos = qk_pos
         for block in self.blocks:
             resid = block(resid, ctx)
-        return self.unembed(self.ln_final(resid))  # [batch, pos, d_vocab_out]
+        normalized = self.ln_final(resid)
+        if self.head.classifies:
+            normalized = self.hook_pooled(self.head.pool(normalized, attention_mask))  # [batch, d_model]
+        return self.unembed(normalized)  # [batch, pos, d_vocab_out], or [batch, n_classes] for a classifier
 
     def next_token_loss(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, ""]:
         """``forward(tokens, return_type="loss")`` for a batch the caller has checked (ids in range, >= 2 positions).

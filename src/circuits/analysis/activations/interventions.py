@@ -59,14 +59,15 @@ class Ablation:
         heads = ",".join(h if isinstance(h, str) else head_label(*h) for h in self.heads)
         return f"{'pattern-preserving ' if self.pattern_preserving else ''}{self.kind}({heads})"
 
-    def hooks(self, model, tokens: Int[Tensor, "batch pos"]) -> list[Hook]:
+    def hooks(self, model, tokens: Int[Tensor, "batch pos"] | Float[Tensor, "batch channel height width"]) -> list[Hook]:
         """Forward hooks that apply this ablation to a forward pass on ``tokens`` (and only on those tokens)."""
         check_model(model)
         by_layer: dict[int, list[int]] = {}
         for head in self.heads:
             layer, index = parse_head(model, head)
             by_layer.setdefault(layer, []).append(index)
-        batch, n_pos = tokens.shape
+        batch = tokens.shape[0]
+        n_pos = tokens.shape[1] if tokens.ndim == 2 else model.config.n_ctx  # images [batch, channel, h, w]: every position
         perm = _derangement(batch, self.seed, tokens.device) if self.kind == "resample" else None
         hooks: list[Hook] = []
         for layer, heads in by_layer.items():

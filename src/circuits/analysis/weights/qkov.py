@@ -56,6 +56,7 @@ __all__ = [
     "head_ranges",
     "head_index",
     "require_token_qk",
+    "require_vocabulary",
 ]
 
 
@@ -86,6 +87,7 @@ def full_qk_circuit(model: Transformer, layer: int | None, head: int | None) -> 
     ``a`` for a key on token ``b``, through the direct token path, on folded weights (see the
     module docstring). Rotary models raise ``ValueError`` (use :func:`rotary_qk_circuit`).
     """
+    require_vocabulary(model, "full_qk_circuit")
     require_token_qk(model, "full_qk_circuit")
     w = _weights(model, layer, head)
     idx = head_index(model, layer, head)
@@ -98,6 +100,7 @@ def full_ov_circuit(model: Transformer, layer: int | None, head: int | None) -> 
     Entry ``[a, c]`` is how much attending to a source token ``a`` raises the logit of output
     token ``c`` (direct path through the unembedding, folded weights).
     """
+    require_vocabulary(model, "full_ov_circuit")
     w = _weights(model, layer, head)
     idx = head_index(model, layer, head)
     return FactoredMatrix(w.W_E @ w.W_V[idx], w.W_O[idx] @ w.W_U)
@@ -167,6 +170,7 @@ def direct_path(model: Transformer) -> FactoredMatrix:
 
     In models with MLPs this is only the embed-to-unembed term; folded ``ln_final``.
     """
+    require_vocabulary(model, "direct_path")
     w = folded_weights(model)
     return FactoredMatrix(w.W_E, w.W_U)
 
@@ -210,5 +214,12 @@ def head_index(model: Transformer, layer: int | None, head: int | None) -> tuple
 def require_token_qk(model: Transformer, what: str) -> None:
     """Raise ``ValueError`` when the model has no single token QK matrix ``W_E W_QK W_E^T`` (rotary), saying why."""
     why = model.positional.token_qk_missing
+    if why is not None:
+        raise ValueError(f"{what}: {why}")
+
+
+def require_vocabulary(model: Transformer, what: str) -> None:
+    """Raise ``ValueError`` when the model reads no token vocabulary (image patches), saying why."""
+    why = model.input.vocabulary_missing
     if why is not None:
         raise ValueError(f"{what}: {why}")

@@ -19,7 +19,7 @@ import torch
 from transformer_lens import FactoredMatrix
 
 from circuits.model import Transformer
-from circuits.analysis.weights.qkov import full_ov_circuit, full_qk_circuit, head_ranges
+from circuits.analysis.weights.qkov import full_ov_circuit, full_qk_circuit, head_ranges, require_vocabulary
 
 __all__ = ["SkipTrigram", "SkipTrigramTable", "SingularDirection", "skip_trigrams", "top_singular_directions"]
 
@@ -97,6 +97,7 @@ def skip_trigrams(model: Transformer, tokenizer, layer: int, head: int, k: int =
     in chunks, never the whole matrix. Fewer than ``k`` rows when fewer triples have positive
     strength. Folded weights (see :mod:`circuits.analysis.weights.qkov`); rotary models raise ``ValueError``.
     """
+    require_vocabulary(model, "skip_trigrams")
     _check_tokenizer(tokenizer)
     if layer is None or head is None:
         raise ValueError("skip_trigrams needs one head: give layer=<int> and head=<int>")
@@ -145,6 +146,7 @@ def top_singular_directions(
     ``d_vocab x d_vocab``). ``circuit="ov"``: rows are input tokens, columns output tokens;
     ``"qk"``: rows are query tokens, columns key tokens.
     """
+    require_vocabulary(model, "top_singular_directions")
     _check_tokenizer(tokenizer)
     if circuit not in ("ov", "qk"):
         raise ValueError(f"top_singular_directions: circuit must be 'ov' or 'qk', got {circuit!r}")
