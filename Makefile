@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup report demo test test-all bench clean
+.PHONY: setup report demo test test-all bench docs clean
 
 setup: $(STAMP)
 
@@ -36,5 +36,10 @@ test-all: setup
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
 
+# the documentation site, offline, into site/ (strict: a broken link or API reference fails); the notebooks are
+# executed so the site shows their outputs, plotly figures as PNG (kaleido + Chromium: no plotly.js to fetch)
+docs: setup
+	CIRCUITS_DOCS_EXECUTE=true PLOTLY_RENDERER=png OMP_NUM_THREADS=1 NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site
