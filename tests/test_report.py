@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 import time
 
 import plotly.graph_objects as go
@@ -88,7 +89,8 @@ def test_write_is_atomic(tmp_path, monkeypatch):
 
 
 def test_registry_is_lazy_and_names_missing_modules(monkeypatch):
-    assert registry.EXPERIMENTS[:2] == ["zero_layer", "one_layer"] and len(registry.EXPERIMENTS) == 7
+    assert registry.EXPERIMENTS[:2] == ["zero_layer", "one_layer"] and len(set(registry.EXPERIMENTS)) == len(registry.EXPERIMENTS)
+    assert all((Path(registry.__file__).parent / f"{name}.py").is_file() for name in registry.EXPERIMENTS)  # every listed module exists
     with pytest.raises(KeyError, match="did you mean zero_layer"):
         registry.load("zero_layers")
     monkeypatch.setattr(registry, "EXPERIMENTS", [*registry.EXPERIMENTS, "not_written_yet"])

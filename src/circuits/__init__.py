@@ -25,7 +25,7 @@ from typing import Any
 #: public name -> the module that defines it
 _EXPORTS: dict[str, tuple[str, ...]] = {
     # the model
-    "circuits.config": ("TransformerConfig",),
+    "circuits.config": ("TransformerConfig", "vit_config",),
     "circuits.model": ("Transformer",),
     "circuits.model.finite": ("check_finite",),
     # corpus, tokenizer, training, checkpoints, presets
@@ -34,6 +34,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "circuits.training.tokenizer": ("Tokenizer",),
     "circuits.training.config": ("TrainConfig",),
     "circuits.training.loop": ("TrainResult", "train", "TrainingDivergedError",),
+    "circuits.training.finetune": ("finetune",),
     "circuits.training.task": ("Task", "LanguageModelTask",),
     "circuits.training.lock": ("FolderLockedError",),
     # Hugging Face checkpoints: import (GPT-2, LLaMA, BERT) and export (GPT-2, LLaMA)
@@ -53,6 +54,21 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "circuits.analysis.activations.paths": ("BigramComparison", "PathExpansion", "TermImportance", "bigram_counts", "path_expansion", "term_importance", "zero_layer_bigram_comparison",),
     "circuits.analysis.activations.scores": ("RepeatedTokensLoss", "attention_scores", "copying_eval_scores", "current_token_scores", "duplicate_token_scores", "first_token_scores", "induction_scores", "per_position_loss", "prefix_matching_scores", "previous_token_scores", "repeated_tokens_loss",),
     "circuits.analysis.tasks": ("random_tokens", "repeated_tokens",),
+    "circuits.analysis.model_diff": ("ModelDiff", "model_diff",),
+    # sparse autoencoders: the module, streamed training, SAELens-format checkpoints, metrics, feature pages
+    "circuits.model.sae": ("SAEConfig", "SparseAutoencoder",),
+    "circuits.training.sae": ("SAETrainConfig", "SAETrainLog", "hook_activations", "train_sae", "train_sae_on_model",),
+    "circuits.training.sae_checkpoint": ("load_sae", "save_sae",),
+    "circuits.analysis.sae_metrics": ("SAEEvaluation", "evaluate_sae",),
+    "circuits.analysis.sae_features": ("FeaturePage", "feature_pages",),
+    # toy models of superposition: the batched model, its training, the geometry of W
+    "circuits.model.toy": ("ToyModel", "ToyModelConfig",),
+    "circuits.training.toy": ("ToyRun", "ToyTrainConfig", "train_toy",),
+    "circuits.analysis.superposition": ("feature_dimensionality",),
+    # vision transformers: the digits set and task, the ViT preset, a classification head on any model, circuits over patches
+    "circuits.training.images": ("ImageClassificationTask", "ImageData", "VIT_PRESET", "load_digits_split", "train_vit",),
+    "circuits.model.classifier": ("with_classifier_head",),
+    "circuits.analysis.vision": ("ClassLogitAttribution", "class_logit_attribution", "embedding_pixel_components", "patch_patching", "positional_scores", "readout_attention",),
 }
 
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

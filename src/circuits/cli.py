@@ -183,6 +183,8 @@ COMMANDS: dict[str, Command] = {
     "info": Command("print a checkpoint's config, step, losses and provenance", _info_arguments, _info_run),
     "presets": Command("list the presets and their purposes", _presets_arguments, _presets_run),
     "report": Command.lazy("circuits.report", "train what is needed, run the experiments and write figures/report.html"),
+    "explore": Command.lazy("circuits.views.explore", "serve a page on 127.0.0.1 to look at a checkpoint's tokens, loss, attention, logit lens and attribution"),
+    "finetune": Command.lazy("circuits.hf.finetune", "fine-tune a checkpoint or Hugging Face folder (--from) on --corpus, optionally freezing parameters"),
 }
 
 

@@ -12,7 +12,7 @@ import importlib
 from types import ModuleType
 
 #: Every experiment, in the order the report shows them.
-EXPERIMENTS: list[str] = ["zero_layer", "one_layer", "two_layer", "phase_change", "variants", "induction_synthetic", "real_model"]
+EXPERIMENTS: list[str] = ["zero_layer", "one_layer", "two_layer", "phase_change", "variants", "induction_synthetic", "real_model", "superposition", "sparse_dictionary", "vision", "grokking", "fine_tuning"]
 
 __all__ = ["EXPERIMENTS", "ExperimentMissing", "load"]
 
