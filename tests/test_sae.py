@@ -256,3 +256,21 @@ def test_loading_refuses_weights_that_do_not_match_the_config(tmp_path):
         load_sae(folder)
     with pytest.raises(FileNotFoundError, match="cfg.json"):
         load_sae(tmp_path / "nowhere")
+
+
+def test_training_works_from_a_generator_that_yields_inside_no_grad():
+    """A stream written as ``with torch.no_grad(): yield x`` leaves grad mode off between batches; train_sae must not care."""
+    import torch
+
+    from circuits.model.sae import SAEConfig, SparseAutoencoder
+    from circuits.training.sae import SAETrainConfig, train_sae
+
+    def stream():
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            while True:
+                yield torch.randn(32, 8, generator=generator)
+
+    sae = SparseAutoencoder(SAEConfig(d_in=8, d_sae=16, seed=0))
+    log = train_sae(sae, stream(), SAETrainConfig(steps=5))
+    assert log.n_activations == 5 * 32

@@ -197,7 +197,8 @@ def train_sae(
             raise ValueError(f"the activation stream ended after {step} batches, but SAETrainConfig.steps={cfg.steps}; give more batches or fewer steps")
         if step == 0:
             log.input_scale = _initialise(sae, x)
-        record = state.step(step, x)
+        with torch.enable_grad():  # a generator that yields inside torch.no_grad() leaves grad mode off here
+            record = state.step(step, x)
         log.n_activations += x.shape[0]
         if record is not None:
             _append(log, step, record)
