@@ -24,7 +24,7 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 #: Sections whose examples are tested (each must hold at least one python block).
-SECTIONS = ("model", "training", "weights", "activations", "hf")
+SECTIONS = ("example",)  # the guide pages' examples run in tests/test_docs_examples.py
 
 _SKIP = re.compile(r"^<!--\s*readme-test:\s*skip\s*\((?P<reason>.+)\)\s*-->$")
 _REQUIRES = re.compile(r"^<!--\s*readme-test:\s*requires\s+(?P<module>[\w.]+)\s*-->$")
