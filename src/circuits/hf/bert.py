@@ -38,11 +38,10 @@ from torch import Tensor
 
 from circuits.config import TransformerConfig
 from circuits.hf.checkpoint import Weights
-from circuits.hf.common import UnsupportedCheckpointError, get_float, get_int, require
+from circuits.hf.common import get_activation, get_float, get_heads, get_int, require
 
 ARCHITECTURES = ("BertModel",)
 
-_ACT_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new", "relu": "relu", "silu": "silu", "swish": "silu"}
 
 
 def config_from_hf(hf: dict[str, Any], architecture: str) -> TransformerConfig:
@@ -52,12 +51,8 @@ def config_from_hf(hf: dict[str, Any], architecture: str) -> TransformerConfig:
     require(
         hf, arch, "position_embedding_type", ("absolute", None), "relative_key(_query) position biases are not implemented", "absolute"
     )
-    activation = hf.get("hidden_act", "gelu")
-    if activation not in _ACT_FROM_HF:
-        raise UnsupportedCheckpointError(f"{arch} config.json has hidden_act={activation!r}; circuits supports {sorted(_ACT_FROM_HF)}")
-    d_model, n_heads = get_int(hf, arch, "hidden_size"), get_int(hf, arch, "num_attention_heads")
-    if d_model % n_heads:
-        raise ValueError(f"{arch} config.json: hidden_size={d_model} is not divisible by num_attention_heads={n_heads}")
+    act_fn = get_activation(hf, arch, "hidden_act", "gelu")
+    d_model, n_heads = get_heads(hf, arch, "hidden_size", "num_attention_heads")
     return TransformerConfig(
         n_layers=get_int(hf, arch, "num_hidden_layers"),
         d_model=d_model,
@@ -65,7 +60,7 @@ def config_from_hf(hf: dict[str, Any], architecture: str) -> TransformerConfig:
         d_vocab=get_int(hf, arch, "vocab_size"),
         n_ctx=get_int(hf, arch, "max_position_embeddings"),
         d_mlp=get_int(hf, arch, "intermediate_size"),
-        act_fn=_ACT_FROM_HF[activation],
+        act_fn=act_fn,
         normalization="layernorm",
         norm_position="post",
         norm_eps=get_float(hf, arch, "layer_norm_eps", 1e-12),

@@ -30,14 +30,11 @@ from torch import Tensor
 
 from circuits.config import TransformerConfig
 from circuits.hf.checkpoint import Weights
-from circuits.hf.common import UnsupportedCheckpointError, get_float, get_int, require, require_zero, zeros_like_or
+from circuits.hf.common import get_activation, get_float, get_heads, get_int, require, require_zero, zeros_like_or
 from circuits.model.positional import LearnedPositions, positional_scheme
 
 ARCHITECTURES = ("GPT2LMHeadModel", "GPT2Model")
 
-#: Hugging Face ``activation_function`` -> our ``act_fn``. ``gelu_pytorch_tanh`` is the same tanh
-#: approximation as ``gelu_new`` (GPT-2's), computed by a different kernel (differences ~1e-7).
-_ACT_FROM_HF = {"gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu", "swish": "silu"}
 _ACT_TO_HF = {"gelu_new": "gelu_new", "gelu": "gelu", "relu": "relu", "silu": "silu"}
 
 
@@ -48,14 +45,8 @@ def config_from_hf(hf: dict[str, Any], architecture: str) -> TransformerConfig:
     require(
         hf, arch, "scale_attn_by_inverse_layer_idx", (False,), "our attention has no per-layer 1/(layer+1) score scale", False
     )
-    activation = hf.get("activation_function", "gelu_new")
-    if activation not in _ACT_FROM_HF:
-        raise UnsupportedCheckpointError(
-            f"{arch} config.json has activation_function={activation!r}; circuits supports {sorted(_ACT_FROM_HF)}"
-        )
-    d_model, n_heads = get_int(hf, arch, "n_embd"), get_int(hf, arch, "n_head")
-    if d_model % n_heads:
-        raise ValueError(f"{arch} config.json: n_embd={d_model} is not divisible by n_head={n_heads}")
+    act_fn = get_activation(hf, arch, "activation_function", "gelu_new")
+    d_model, n_heads = get_heads(hf, arch, "n_embd", "n_head")
     tied = bool(hf.get("tie_word_embeddings", True)) or architecture == "GPT2Model"
     return TransformerConfig(
         n_layers=get_int(hf, arch, "n_layer"),
@@ -64,7 +55,7 @@ def config_from_hf(hf: dict[str, Any], architecture: str) -> TransformerConfig:
         d_vocab=get_int(hf, arch, "vocab_size"),
         n_ctx=get_int(hf, arch, "n_positions"),
         d_mlp=hf.get("n_inner") or 4 * d_model,
-        act_fn=_ACT_FROM_HF[activation],
+        act_fn=act_fn,
         normalization="layernorm",
         norm_position="pre",
         norm_eps=get_float(hf, arch, "layer_norm_epsilon", 1e-5),

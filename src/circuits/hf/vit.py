@@ -42,11 +42,10 @@ from torch import Tensor
 
 from circuits.config import TransformerConfig
 from circuits.hf.checkpoint import Weights
-from circuits.hf.common import UnsupportedCheckpointError, UnsupportedExportError, get_float, get_int, require, zeros_like_or
+from circuits.hf.common import UnsupportedCheckpointError, UnsupportedExportError, get_activation, get_float, get_heads, get_int, require, zeros_like_or
 
 ARCHITECTURES = ("ViTForImageClassification", "ViTModel")
 
-_ACT_FROM_HF = {"gelu": "gelu", "gelu_new": "gelu_new", "gelu_pytorch_tanh": "gelu_new", "relu": "relu", "silu": "silu", "swish": "silu"}
 _ACT_TO_HF = {"gelu": "gelu", "gelu_new": "gelu_new", "relu": "relu", "silu": "silu"}
 
 
@@ -62,12 +61,8 @@ def _square(hf: dict[str, Any], arch: str, key: str) -> int:
 def config_from_hf(hf: dict[str, Any], architecture: str) -> TransformerConfig:
     arch = architecture
     require(hf, arch, "qkv_bias", (True, None), "our model has biases on all projections or none", True)
-    activation = hf.get("hidden_act", "gelu")
-    if activation not in _ACT_FROM_HF:
-        raise UnsupportedCheckpointError(f"{arch} config.json has hidden_act={activation!r}; circuits supports {sorted(_ACT_FROM_HF)}")
-    d_model, n_heads = get_int(hf, arch, "hidden_size"), get_int(hf, arch, "num_attention_heads")
-    if d_model % n_heads:
-        raise ValueError(f"{arch} config.json: hidden_size={d_model} is not divisible by num_attention_heads={n_heads}")
+    act_fn = get_activation(hf, arch, "hidden_act", "gelu")
+    d_model, n_heads = get_heads(hf, arch, "hidden_size", "num_attention_heads")
     image_size, patch_size = _square(hf, arch, "image_size"), _square(hf, arch, "patch_size")
     if image_size % patch_size:
         raise UnsupportedCheckpointError(f"{arch} config.json: image_size={image_size} is not divisible by patch_size={patch_size}")
@@ -79,7 +74,7 @@ def config_from_hf(hf: dict[str, Any], architecture: str) -> TransformerConfig:
     return TransformerConfig(
         n_layers=get_int(hf, arch, "num_hidden_layers"), d_model=d_model, n_heads=n_heads,
         d_vocab=n_channels * patch_size**2, n_ctx=(image_size // patch_size) ** 2 + 1,
-        d_mlp=get_int(hf, arch, "intermediate_size"), act_fn=_ACT_FROM_HF[activation], normalization="layernorm",
+        d_mlp=get_int(hf, arch, "intermediate_size"), act_fn=act_fn, normalization="layernorm",
         norm_position="pre", norm_eps=get_float(hf, arch, "layer_norm_eps", 1e-12), positional="learned", mask="bidirectional",
         input="patches", image_size=image_size, patch_size=patch_size, n_channels=n_channels, class_token=True, **head,
     )
