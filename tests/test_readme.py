@@ -14,34 +14,16 @@ Blocks write only under ``tempfile`` folders, which point at pytest's ``tmp_path
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
+import example_blocks
 import pytest
+from example_blocks import Block, run_block
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 #: Sections whose examples are tested (each must hold at least one python block).
 SECTIONS = ("example",)  # the guide pages' examples run in tests/test_docs_examples.py
-
-_SKIP = re.compile(r"^<!--\s*readme-test:\s*skip\s*\((?P<reason>.+)\)\s*-->$")
-_REQUIRES = re.compile(r"^<!--\s*readme-test:\s*requires\s+(?P<module>[\w.]+)\s*-->$")
-_ANY_MARKER = re.compile(r"^<!--\s*readme-test:")
-
-
-@dataclass(frozen=True)
-class Block:
-    section: str
-    line: int  # README line of the opening fence (1-based)
-    code: str
-    skip: str | None = None
-    requires: str | None = None
-
-    @property
-    def id(self) -> str:
-        return f"{self.section}-L{self.line}"
 
 
 def section_text(text: str, name: str) -> tuple[int, str]:
@@ -56,29 +38,7 @@ def parse_blocks(text: str, sections: tuple[str, ...] = SECTIONS) -> list[Block]
     blocks = []
     for name in sections:
         first_line, body = section_text(text, name)
-        lines = body.splitlines()
-        i = 0
-        while i < len(lines):
-            if lines[i].strip() != "```python":
-                i += 1
-                continue
-            start = i
-            previous = lines[start - 1].strip() if start > 0 else ""
-            skip = requires = None
-            if (m := _SKIP.match(previous)) is not None:
-                skip = m.group("reason")
-            elif (m := _REQUIRES.match(previous)) is not None:
-                requires = m.group("module")
-            elif _ANY_MARKER.match(previous):
-                raise ValueError(f"README.md line {first_line + start - 1}: malformed readme-test marker {previous!r}")
-            i += 1
-            while i < len(lines) and lines[i].strip() != "```":
-                i += 1
-            if i == len(lines):
-                raise ValueError(f"README.md line {first_line + start}: ```python block is never closed")
-            code = "\n".join(lines[start + 1 : i]) + "\n"
-            blocks.append(Block(name, first_line + start, code, skip, requires))
-            i += 1
+        blocks += example_blocks.parse_blocks(name, body, "README.md", first_line)
     return blocks
 
 
@@ -86,7 +46,7 @@ BLOCKS = parse_blocks(README.read_text(encoding="utf-8"))
 
 
 def test_every_tested_section_has_an_example():
-    sections = {block.section for block in BLOCKS}
+    sections = {block.source for block in BLOCKS}
     assert sections == set(SECTIONS), f"sections without a python example: {sorted(set(SECTIONS) - sections)}"
 
 
@@ -120,13 +80,4 @@ def test_parser_reads_markers_and_line_numbers():
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[block.id for block in BLOCKS])
 def test_readme_example_runs(block, tmp_path, monkeypatch):
-    if block.skip is not None:
-        pytest.skip(f"README.md line {block.line}: {block.skip}")
-    if block.requires is not None and importlib.util.find_spec(block.requires) is None:
-        pytest.skip(f"README.md line {block.line} needs {block.requires}, which is not installed")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # tempfile.mkdtemp() etc. land in tmp_path
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("CIRCUITS_CACHE", str(tmp_path / "cache"))
-    # Pad with blank lines so tracebacks point at the README's own line numbers.
-    code = compile("\n" * block.line + block.code, str(README), "exec")
-    exec(code, {"__name__": f"readme_{block.section}"})
+    run_block(block, README, tmp_path, monkeypatch)
