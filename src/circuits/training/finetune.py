@@ -34,7 +34,7 @@ from circuits.config import TransformerConfig
 from circuits.model import Transformer
 from circuits.training import checkpoint as ckpt
 from circuits.training.config import TrainConfig
-from circuits.training.data import Corpus, check_stream, eval_windows, get_tokens
+from circuits.training.data import Corpus
 from circuits.training.init import state_dict_sha256
 from circuits.training.loop import TrainResult, train
 from circuits.training.task import LanguageModelTask, Task
@@ -88,14 +88,8 @@ class ParentTokenizerTask(LanguageModelTask):
         if self.fixed.vocab_size > model_cfg.d_vocab:
             raise ValueError(f"the tokenizer has {self.fixed.vocab_size} tokens but the model's d_vocab is {model_cfg.d_vocab}; they come from different models")
 
-    def prepare(self, model_cfg, train_cfg: TrainConfig, cache_dir: Path | None) -> None:
-        self.resolve_corpus()
-        self.tokenizer = self.fixed  # saved with each checkpoint (a Hugging Face tokenizer's own JSON)
-        self.tokens = get_tokens(self.corpus, self.fixed, val_fraction=train_cfg.val_fraction, cache_dir=cache_dir)
-        check_stream(self.tokens.train, model_cfg.n_ctx, "training")
-        check_stream(self.tokens.val, model_cfg.n_ctx, "validation")
-        self.n_ctx, self.eval_batch, self.val_fraction = model_cfg.n_ctx, train_cfg.batch_size, train_cfg.val_fraction
-        self.windows = eval_windows(self.tokens.val, model_cfg.n_ctx, train_cfg.eval_windows, self.tokens.bos_id)
+    def tokenizer_for(self, corpus: Corpus, model_cfg, train_cfg: TrainConfig, cache_dir: Path | None) -> Tokenizer:
+        return self.fixed  # saved with each checkpoint (a Hugging Face tokenizer's own JSON)
 
     def identity(self) -> dict[str, Any]:
         extra = {"finetune_parent": self.parent} if self.parent is not None else {}

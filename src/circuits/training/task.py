@@ -115,9 +115,14 @@ class LanguageModelTask(Task):
             self.corpus = self.corpus_spec if isinstance(self.corpus_spec, Corpus) else find_corpus(self.corpus_spec)
         return self.corpus
 
+    def tokenizer_for(self, corpus: Corpus, model_cfg: TransformerConfig, train_cfg: TrainConfig, cache_dir: Path | None) -> Tokenizer:
+        """The tokenizer the run encodes ``corpus`` with: a BPE trained on it (cached by content); a subclass may fix one."""
+        return get_tokenizer(corpus, model_cfg.d_vocab, val_fraction=train_cfg.val_fraction, max_train_chars=train_cfg.tokenizer_train_chars, cache_dir=cache_dir)
+
     def prepare(self, model_cfg: TransformerConfig, train_cfg: TrainConfig, cache_dir: Path | None) -> None:
-        self.resolve_corpus()
-        self.tokenizer, self.tokens = tokenize_corpus(self.corpus, model_cfg, train_cfg, cache_dir)
+        corpus = self.resolve_corpus()
+        self.tokenizer = self.tokenizer_for(corpus, model_cfg, train_cfg, cache_dir)
+        self.tokens = get_tokens(corpus, self.tokenizer, val_fraction=train_cfg.val_fraction, cache_dir=cache_dir)
         check_stream(self.tokens.train, model_cfg.n_ctx, "training")
         check_stream(self.tokens.val, model_cfg.n_ctx, "validation")
         self.n_ctx, self.eval_batch = model_cfg.n_ctx, train_cfg.batch_size
