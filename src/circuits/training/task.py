@@ -84,9 +84,7 @@ class Task:
 # ---- language modelling -------------------------------------------------------------------
 def tokenize_corpus(corpus: Corpus, model_cfg: TransformerConfig, train_cfg: TrainConfig, cache_dir: Path | None) -> tuple[Tokenizer, TokenData]:
     """The BPE and the encoded train/validation streams a run with these configs trains on (both cached on disk by content)."""
-    tokenizer = get_tokenizer(
-        corpus, model_cfg.d_vocab, val_fraction=train_cfg.val_fraction, max_train_chars=train_cfg.tokenizer_train_chars, cache_dir=cache_dir
-    )
+    tokenizer = LanguageModelTask(corpus).tokenizer_for(corpus, model_cfg, train_cfg, cache_dir)
     return tokenizer, get_tokens(corpus, tokenizer, val_fraction=train_cfg.val_fraction, cache_dir=cache_dir)
 
 
