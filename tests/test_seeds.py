@@ -275,3 +275,27 @@ def test_claims_table_shows_seeds_values_models_and_data():
     assert 'data-claim="a" data-holds="no"' in html and 'data-seeds="2 of 3"' in html and "0.2 to 0.9" in html
     assert "attn-only-2l (3 seeds each)" in html and "stdlib corpus only" in html and "attn-only-2l-corpus" in html
     assert "How to read this table" in html and "run on 3 seed(s)" in html
+
+def test_config_for_seed_applies_the_configs_own_for_seed_after_the_shift():
+    @dataclass(frozen=True)
+    class Dropping:
+        seed: int = 0
+        presets: tuple = ("attn-only-2l", "attn-only-2l-corpus")
+
+        def for_seed(self, offset):
+            return dataclasses.replace(self, presets=self.presets[:1])
+
+    assert config_for_seed(Dropping(), 0) == Dropping()  # seed 0: untouched, for_seed not called
+    assert config_for_seed(Dropping(), 1) == Dropping(seed=1, presets=("attn-only-2l",))
+
+
+def test_phase_change_trains_its_corpus_only_control_on_seed_0_only():
+    from circuits.experiments import phase_change
+    from circuits.training.parallel import presets_in
+
+    cfg = phase_change.Config()
+    assert cfg.corpus_control in presets_in(config_for_seed(cfg, 0))
+    for offset in (1, 2):
+        shifted = config_for_seed(cfg, offset)
+        assert presets_in(shifted) == [p for p in presets_in(cfg) if p != cfg.corpus_control]
+        assert shifted.seed == offset and shifted.corpus_control == ""

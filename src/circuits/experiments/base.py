@@ -32,8 +32,9 @@ the report layer, which only renders them.
 Seeds. A module with ``SEEDED = True`` is computed once per seed offset k = 0 .. n-1 (``circuits
 report --seeds n``): with the zoo of offset k (every preset's model and training seed + k,
 :meth:`~circuits.training.zoo.Zoo.with_seed_offset`) and the config of offset k (its ``seed``
-field + k, if it has one: :func:`config_for_seed`; models an experiment trains itself take their
-seed from there). Each seed's result is cached on its own; the section's figures, tables, intro
+field + k, if it has one, then the config's own ``for_seed(k)`` if it defines one, e.g. to leave
+out a model that only seed 0's figures show: :func:`config_for_seed`; models an experiment trains
+itself take their seed from there). Each seed's result is cached on its own; the section's figures, tables, intro
 and notes are seed 0's, and its claims are :func:`aggregate_claims` of every seed's claims: a
 claim holds only if it holds on every seed on which it could be tested.
 """
@@ -254,10 +255,17 @@ def is_seeded(module: Any) -> bool:
 
 
 def config_for_seed(cfg: Any, offset: int) -> Any:
-    """``cfg`` for seed offset ``offset``: its int ``seed`` field (random probes, models it trains itself) + offset; unchanged without one."""
-    if offset == 0 or "seed" not in {f.name for f in dataclasses.fields(cfg)} or not isinstance(cfg.seed, int):
+    """``cfg`` for seed offset ``offset``: its int ``seed`` field (random probes, models it trains itself) + offset; unchanged without one.
+
+    A config class may define ``for_seed(offset)``, applied after the shift for offsets > 0: only
+    seed 0's figures are drawn, so a model that no claim reads can be left out of the other seeds
+    (their training is the report's largest cost).
+    """
+    if offset == 0:
         return cfg
-    return dataclasses.replace(cfg, seed=cfg.seed + offset)
+    if "seed" in {f.name for f in dataclasses.fields(cfg)} and isinstance(cfg.seed, int):
+        cfg = dataclasses.replace(cfg, seed=cfg.seed + offset)
+    return cfg.for_seed(offset) if callable(getattr(cfg, "for_seed", None)) else cfg
 
 
 def seeds_verdict(held: int, tested: int) -> bool | None:

@@ -56,7 +56,7 @@ class Config:
     )  #: models compared
     main: str = "attn-only-2l"  #: the model whose window is detected and ablated
     control: str = "attn-only-1l"  #: the 1L control
-    corpus_control: str = "attn-only-2l-corpus"  #: the main model's architecture trained on the corpus alone
+    corpus_control: str = "attn-only-2l-corpus"  #: the main model's architecture trained on the corpus alone (seed 0 only: see for_seed)
     smeared_1l: str = "attn-only-1l-smeared"
     smeared_2l: str = "attn-only-2l-smeared"
     eval_windows: int = 512  #: validation windows evaluated at every checkpoint (the curves; a subset of claim_windows)
@@ -73,6 +73,12 @@ class Config:
     @classmethod
     def quick(cls) -> "Config":
         return cls(eval_windows=4, claim_windows=8, pairs_per_example=4, prefix_seq_len=6, probe_sequences=4, n_boot=50)
+
+    def for_seed(self, offset: int) -> "Config":
+        """Seeds other than 0 leave out the corpus-only control: only seed 0's figures show it and no claim reads it."""
+        if not offset:
+            return self
+        return dataclasses.replace(self, presets=tuple(p for p in self.presets if p != self.corpus_control), corpus_control="")
 
 
 # ---- the typed result --------------------------------------------------------------------------
