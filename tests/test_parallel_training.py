@@ -173,3 +173,50 @@ def test_a_failing_parent_kills_its_busy_workers():
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [pid for pid in workers if _alive(pid)]
+
+
+def test_run_jobs_orders_by_readiness_then_first_and_skips_jobs_after_a_failure():
+    import operator
+
+    from circuits.training.parallel import Job, run_jobs
+
+    ended: list[tuple[str, object, str | None]] = []
+
+    def done(label):
+        return lambda value, error: ended.append((label, value, None if error is None else f"{type(error).__name__}: {error}"))
+
+    jobs = [
+        Job("a", operator.add, (1, 2), on_done=done("a")),
+        Job("b", operator.mul, (3, 4), after=("a",), on_done=done("b")),
+        Job("c", operator.sub, (9, 1), first=True, on_done=done("c")),  # ready and first: before "a"
+        Job("d", operator.truediv, (1, 0), after=("elsewhere",), on_done=done("d")),  # a label no job has: counts as done
+        Job("e", operator.neg, (5,), after=("d",), on_done=done("e")),
+    ]
+    run_jobs(jobs, workers=1)
+    assert [label for label, _, _ in ended] == ["c", "a", "b", "d", "e"]  # one worker: ready first-jobs, then list order
+    outcome = {label: (value, error) for label, value, error in ended}
+    assert outcome["c"] == (8, None) and outcome["a"] == (3, None) and outcome["b"] == (12, None)
+    assert outcome["d"][1].startswith("ZeroDivisionError")
+    assert outcome["e"] == (None, "RuntimeError: e was not run: d failed")
+
+
+def test_report_computes_in_the_training_workers_with_the_same_claims(tmp_path):
+    from circuits.runner import run_experiments
+
+    names, cache = ["zero_layer", "one_layer"], tmp_path / "cache"
+    lines: list[str] = []
+    ahead = run_experiments(names, quick=True, runs_dir=tmp_path / "ahead", cache_dir=cache, progress=False, log=lines.append,
+                            workers=2, compute_ahead=True)
+    assert not ahead.errors, ahead.errors
+    assert any(line.startswith("then, in the same processes") for line in lines), lines
+    assert [n for n in names if f"computed {n} in a worker" in "\n".join(lines)] == names, lines  # the worker's line
+    assert sum(": computed in a worker" in line for line in lines) == len(names), lines  # the experiment loop read the workers' results
+    assert ahead.cached == {n: False for n in names} and {f"{n}: compute" for n in names} <= set(ahead.timings)
+    assert ahead.record["models by experiment"]["one_layer"]  # the models a worker read are in the run record
+    here = run_experiments(names, quick=True, runs_dir=tmp_path / "here", cache_dir=cache, progress=False, log=lambda m: None,
+                           workers=2, compute_ahead=False)
+    for a, b in zip(ahead.sections, here.sections):
+        assert [(c.key, c.holds) for c in a.claims] == [(c.key, c.holds) for c in b.claims]
+    again = run_experiments(names, quick=True, runs_dir=tmp_path / "ahead", cache_dir=cache, progress=False, log=lambda m: None,
+                            workers=2, compute_ahead=True)
+    assert again.cached == {n: True for n in names}  # what the workers cached is read back

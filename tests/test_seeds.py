@@ -299,3 +299,15 @@ def test_phase_change_trains_its_corpus_only_control_on_seed_0_only():
         shifted = config_for_seed(cfg, offset)
         assert presets_in(shifted) == [p for p in presets_in(cfg) if p != cfg.corpus_control]
         assert shifted.seed == offset and shifted.corpus_control == ""
+
+
+def test_a_compute_that_fails_in_a_worker_is_computed_again_in_process(tmp_path, fake_registry):
+    fake_registry(_fake_module())  # registered in this process only: a spawned worker cannot load it
+    lines: list[str] = []
+    run = make_report(["fake_seeded"], quick=True, seeds=2, out_dir=tmp_path / "out", runs_dir=tmp_path / "runs", cache_dir=tmp_path / "cache",
+                      png=False, progress=False, log=lines.append, workers=2, compute_ahead=True)
+    assert run.ok, run.errors  # the worker's failure is logged, the in-process compute succeeds, so no error section
+    failed = [line for line in lines if line.startswith("computing fake_seeded") and "in a worker failed" in line]
+    assert len(failed) == 2 and "unknown experiment 'fake_seeded'" in failed[0], lines
+    assert sum("fake_seeded" in line and ": computed in" in line and "in a worker" not in line for line in lines) == 2, lines
+    assert [c.seeds_tested for c in run.sections[0].claims] == [2, 2]

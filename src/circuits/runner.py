@@ -44,7 +44,7 @@ from circuits.experiments.base import (
     Claim, Section, aggregate_claims, build_section, config_for_seed, config_key, digest, is_seeded, result_from_json, result_to_json,
 )
 from circuits.training.checkpoint import git_commit
-from circuits.training.parallel import presets_in
+from circuits.training.parallel import Job, default_workers, presets_in
 from circuits.training.lock import lock_folder
 from circuits.training.presets import PRESETS
 from circuits.training.zoo import CODE_VERSION, Zoo, ZooSettings
@@ -140,6 +140,8 @@ class _State:
     configs: dict[str, Any] = field(default_factory=dict)
     models_used: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # experiment -> (seed offset, preset)
     seeds_run: dict[str, list[int]] = field(default_factory=dict)  # seeded experiment -> seed offsets computed
+    compute_ahead: bool = False  # uncached results are computed by the training stage's workers
+    ahead: dict[tuple[str, int], dict] = field(default_factory=dict)  # (experiment, offset) -> compute_and_cache info, from a worker
 
     def zoo_for(self, offset: int) -> TrackingZoo:
         return self.zoo.with_seed_offset(offset)
@@ -166,12 +168,17 @@ def run_experiments(
     log: Callable[[str], None] = log_stderr,
     workers: int | None = None,
     seeds: int | None = None,
+    compute_ahead: bool | None = None,
 ) -> ExperimentsRun:
     """Run experiments ``names`` (default: all of :data:`circuits.experiments.EXPERIMENTS`, in that order) and return their sections.
 
     Before the experiments run, the zoo models that the uncached experiments name in their
     configs are trained, ``workers`` processes at a time (default: one per CPU core), for every
-    seed of the seeded experiments (``seeds``, default :func:`default_seeds`).
+    seed of the seeded experiments (``seeds``, default :func:`default_seeds`). With
+    ``compute_ahead`` (default: on, off in quick mode, whose computes take less than a worker's
+    start) and more than one worker, the same workers also compute the uncached results, each as
+    soon as its models are trained, instead of this process computing them one after the other
+    once all training is done.
     """
     check_workers(workers)
     check_seeds(seeds)
@@ -182,13 +189,15 @@ def run_experiments(
     runs_dir = Path(runs_dir)
     with lock_folder(runs_dir, "runs folder"):  # a second report on the same --runs is refused, naming this pid
         return _run_locked(names, runs_dir, quick=quick, cache_dir=cache_dir, progress=progress, recompute=recompute,
-                           zoo_settings=zoo_settings, command=command, log=log, workers=workers, seeds=seeds)
+                           zoo_settings=zoo_settings, command=command, log=log, workers=workers, seeds=seeds,
+                           compute_ahead=not quick if compute_ahead is None else compute_ahead)
 
 
-def _run_locked(names, runs_dir, *, quick, cache_dir, progress, recompute, zoo_settings, command, log, workers, seeds) -> ExperimentsRun:
+def _run_locked(names, runs_dir, *, quick, cache_dir, progress, recompute, zoo_settings, command, log, workers, seeds, compute_ahead) -> ExperimentsRun:
     zoo = TrackingZoo(runs_dir, zoo_settings or ZooSettings(quick=quick), cache_dir=cache_dir, progress=progress)
     seeds = default_seeds(quick) if seeds is None else seeds
-    state = _State(zoo=zoo, results_dir=runs_dir / "results", quick=quick, recompute=recompute, log=log, seeds=seeds)
+    state = _State(zoo=zoo, results_dir=runs_dir / "results", quick=quick, recompute=recompute, log=log, seeds=seeds,
+                   compute_ahead=compute_ahead)
     _train_ahead(state, names, workers)
     for i, name in enumerate(names, 1):
         _run_one(state, name, f"[{i}/{len(names)}] {name}")
@@ -213,8 +222,10 @@ def _config(module: ModuleType, quick: bool) -> Any:
 
 def _train_ahead(state: _State, names: Sequence[str], workers: int | None) -> None:
     """Train the presets named by the configs of the experiments whose results are not cached, every seed of a seeded
-    experiment in the same pool; remember the cached results."""
+    experiment in the same pool; remember the cached results. With ``state.compute_ahead``, the same workers
+    then compute those results, each as soon as its models are trained (:func:`_compute_jobs`)."""
     needed: list[tuple[int, str]] = []
+    uncached: list[tuple[str, int, Any]] = []  # (experiment, offset, config)
     for name in names:
         try:
             module = load(name)
@@ -225,19 +236,66 @@ def _train_ahead(state: _State, names: Sequence[str], workers: int | None) -> No
                 state.prefetched[(name, offset)] = cached
                 if cached is None:
                     needed += [(offset, p) for p in presets_in(cfg_k) if (offset, p) not in needed]
+                    uncached.append((name, offset, cfg_k))
         except Exception:  # noqa: BLE001 - a module that fails to load is reported by the experiment loop
             continue
-    if not needed:
+    then = _compute_jobs(state, uncached, workers) if state.compute_ahead else []
+    if not needed and not then:
         return
     t0 = time.perf_counter()
     try:
-        trained = state.zoo.ensure_many(needed, workers=workers, log=state.log)
+        trained = state.zoo.ensure_many(needed, workers=workers, log=state.log, then=then)
     except Exception as error:  # noqa: BLE001 - each experiment trains what it needs in-process and reports the error in its section
         state.log(f"training the models ahead failed ({type(error).__name__}: {error}); each experiment trains what it needs itself")
         trained = {}
-    if trained:
-        state.timings["train models"] = time.perf_counter() - t0
+    if trained or then:
+        state.timings["train models" if not then else "train models and compute"] = time.perf_counter() - t0
         state.timings.update({f"train {label}": seconds for label, seconds in trained.items()})
+
+
+def _compute_jobs(state: _State, uncached: Sequence[tuple[str, int, Any]], workers: int | None) -> list[Job]:
+    """One worker job per uncached (experiment, seed offset), after the models its config names.
+
+    Only with more than one worker (one process gains nothing over computing in the experiment
+    loop). A job that fails leaves no cache file, so the experiment loop computes that result
+    in-process and reports the error in its section if it fails again.
+    """
+    if (workers or default_workers(len(uncached))) < 2:
+        return []
+    jobs = []
+    for name, offset, cfg in uncached:
+        zoo = state.zoo_for(offset)
+        module = load(name)
+        path = _cache_path(state, module, cfg, offset)
+        label = f"{name}{f' seed +{offset}' if offset else ''}"
+        jobs.append(Job(
+            label=f"compute {label}", fn=_compute_in_worker, first=True,
+            args=(str(zoo.root), dataclasses.asdict(zoo.settings), None if zoo.cache_dir is None else str(zoo.cache_dir), name, state.quick,
+                  offset, str(path), state.zkey(offset)),
+            after=tuple(zoo.label(p) for p in presets_in(cfg)), on_done=_ahead_done(state, name, offset, label),
+        ))
+    return jobs
+
+
+def _ahead_done(state: _State, name: str, offset: int, label: str) -> Callable[[Any, BaseException | None], None]:
+    def done(info: Any, error: BaseException | None) -> None:
+        if error is None:
+            state.ahead[(name, offset)] = info
+            state.log(f"computed {label} in a worker in {info['elapsed']:.1f} s")
+        else:
+            state.log(f"computing {label} in a worker failed ({type(error).__name__}: {error}); the experiment loop computes it again")
+
+    return done
+
+
+def _compute_in_worker(root: str, settings: dict, cache_dir: str | None, name: str, quick: bool, offset: int, path: str, zkey: str) -> dict:
+    """Worker side of :func:`_compute_jobs`: rebuild the zoo and config, compute and cache; the info without the data."""
+    zoo = TrackingZoo(root, ZooSettings(**settings), cache_dir=cache_dir, progress=False)
+    module = load(name)
+    cfg = config_for_seed(_config(module, quick), offset)
+    info = compute_and_cache(module, name, cfg, zoo, Path(path), zkey, offset)
+    del info["data"]  # the experiment loop reads it from the cache file, as every cached result
+    return info
 
 
 def _run_one(state: _State, name: str, stage: str) -> None:
@@ -314,7 +372,7 @@ def _result(state: _State, module: ModuleType, name: str, cfg: Any, stage: str, 
     path = _cache_path(state, module, cfg, offset)
     code = source_hash(module)
     key = (name, offset)
-    data = None if state.recompute else state.prefetched[key] if key in state.prefetched else read_cache(path, code)
+    data = None if state.recompute or key in state.ahead else state.prefetched[key] if key in state.prefetched else read_cache(path, code)
     hit = data is not None
     state.cached[name] = hit if offset == 0 else state.cached.get(name, True) and hit  # cached: every seed's result was
     zoo = state.zoo_for(offset)
@@ -324,25 +382,49 @@ def _result(state: _State, module: ModuleType, name: str, cfg: Any, stage: str, 
         state.timings[f"{name}{suffix}: compute"] = 0.0
         state.log(f"{stage}: results from cache {path}")
         return result_from_json(module, data)
+    ahead = state.ahead.pop(key, None)
+    if ahead is not None and (data := read_cache(path, code)) is not None:  # computed and cached by a worker of the training stage
+        _record_compute(state, name, offset, ahead)
+        state.log(f"{stage}: computed in a worker in {ahead['elapsed']:.1f} s (training {ahead['training']:.1f} s); cached {path}")
+        return result_from_json(module, data)
     state.log(f"{stage}: computing (models are trained on first use)")
+    info = compute_and_cache(module, name, cfg, zoo, path, state.zkey(offset), offset)
+    _record_compute(state, name, offset, info)
+    state.log(f"{stage}: computed in {info['elapsed']:.1f} s (training {info['training']:.1f} s); cached {path}")
+    return result_from_json(module, info["data"])  # what is shown is exactly what is cached
+
+
+def compute_and_cache(module: ModuleType, name: str, cfg: Any, zoo: "TrackingZoo", path: Path, zkey: str, offset: int) -> dict:
+    """Compute one experiment's result with ``zoo`` and write it to the result cache ``path`` (atomically).
+
+    Returns ``data`` (the result's JSON, exactly what was cached), ``elapsed`` (seconds, training
+    included), ``training`` (seconds of it spent training models), ``trained`` (``{preset:
+    seconds}`` trained now) and ``models`` (the presets it read).
+    """
     trained_before = dict(zoo.timings)
     zoo.recent.clear()
     t0 = time.perf_counter()
     result = module.compute(cfg, zoo)
     elapsed = time.perf_counter() - t0
-    training = sum(zoo.timings.values()) - sum(trained_before.values())
-    state.timings[f"{name}{suffix}: compute"] = elapsed - training
-    for preset, seconds in zoo.timings.items():
-        if seconds > trained_before.get(preset, 0.0):
-            state.timings[f"train {zoo.label(preset)}"] = seconds - trained_before.get(preset, 0.0)
+    trained = {p: s - trained_before.get(p, 0.0) for p, s in zoo.timings.items() if s > trained_before.get(p, 0.0)}
     models = list(zoo.recent)
-    _note_models(state, name, offset, models)
     data = result_to_json(module, result)
     json.dumps(data, allow_nan=True)  # JSON-able, or a TypeError naming the culprit
-    atomic_write_json(path, {"experiment": name, "code": code, "config": dataclasses.asdict(cfg), "seed_offset": offset,
-                             "zoo_key": state.zkey(offset), "models": models, "results": data})
-    state.log(f"{stage}: computed in {elapsed:.1f} s (training {training:.1f} s); cached {path}")
-    return result_from_json(module, data)  # what is shown is exactly what is cached
+    atomic_write_json(path, {"experiment": name, "code": source_hash(module), "config": dataclasses.asdict(cfg), "seed_offset": offset,
+                             "zoo_key": zkey, "models": models, "results": data})
+    return {"data": data, "elapsed": elapsed, "training": sum(trained.values()), "trained": trained, "models": models}
+
+
+def _record_compute(state: _State, name: str, offset: int, info: dict) -> None:
+    """Timings, trained models and models read of one computed result (in this process or a worker)."""
+    zoo = state.zoo_for(offset)
+    suffix = f" seed +{offset}" if offset else ""
+    state.timings[f"{name}{suffix}: compute"] = info["elapsed"] - info["training"]
+    for preset, seconds in info["trained"].items():
+        if zoo.timings.get(preset, 0.0) < seconds:  # trained in a worker: this process's zoo did not time it
+            zoo.timings[preset] = zoo.timings.get(preset, 0.0) + seconds
+        state.timings[f"train {zoo.label(preset)}"] = seconds
+    _note_models(state, name, offset, info["models"])
 
 
 def _note_models(state: _State, name: str, offset: int, presets: Sequence[str]) -> None:

@@ -57,18 +57,20 @@ def make_report(
     log: Callable[[str], None] = log_stderr,
     workers: int | None = None,
     seeds: int | None = None,
+    compute_ahead: bool | None = None,
 ) -> ReportRun:
     """Run experiments ``names`` (default: all of :data:`circuits.experiments.EXPERIMENTS`, in that order) and write ``out_dir/report.html``.
 
     See :func:`circuits.runner.run_experiments` for the stages, the result cache, parallel training
-    and ``seeds`` (the seeds of the seeded experiments' claims; default 3, 1 in quick mode).
+    and ``seeds`` (the seeds of the seeded experiments' claims; default 3, 1 in quick mode), and
+    ``compute_ahead`` (experiments computed by the training workers; default: on, off in quick mode).
     """
     check_workers(workers)
     check_seeds(seeds)
     start = time.perf_counter()
     ran = run_experiments(
         names, quick=quick, runs_dir=runs_dir, cache_dir=cache_dir, progress=progress, recompute=recompute,
-        zoo_settings=zoo_settings, command=command, log=log, workers=workers, seeds=seeds,
+        zoo_settings=zoo_settings, command=command, log=log, workers=workers, seeds=seeds, compute_ahead=compute_ahead,
     )
     timings = ran.record["timings_s"]
     written = write_report(ran.sections, out_dir, ran.record, errors=ran.errors, png=png, log=log)
@@ -90,6 +92,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str = 
     parser.add_argument("--recompute", action="store_true", help="ignore cached experiment results (trained models are still reused)")
     parser.add_argument("--no-progress", action="store_true", help="no training progress bars")
     parser.add_argument("--workers", type=_positive_int, help="models trained at once, one process each (default: one per CPU core; 1 on CUDA)")
+    parser.add_argument(
+        "--compute-here", action="store_true",
+        help="compute the experiments in this process after all training (default: the training workers compute each as soon as its models are trained)",
+    )
     parser.add_argument(
         "--profile", choices=list(PROFILES), default="default",
         help="default: the presets as defined; full: every preset on the corpus alone at several times the tokens (hours on CPU: for a GPU)",
@@ -116,7 +122,7 @@ def run_from_args(args: argparse.Namespace, only: Sequence[str] | None, *, prog:
     result = make_report(
         only, zoo_settings=settings, quick=args.quick, out_dir=args.out, runs_dir=args.runs, cache_dir=args.cache_dir, png=not args.no_png,
         progress=not args.no_progress, recompute=args.recompute, command=prog + _flags(args, only), workers=args.workers,
-        seeds=args.seeds,
+        seeds=args.seeds, compute_ahead=False if getattr(args, "compute_here", False) else None,
     )
     print(f"report: {result.html}")
     return 0 if result.ok else 1
@@ -137,7 +143,8 @@ def _seed_count(text: str) -> int:
 
 
 def _flags(args: argparse.Namespace, only: Sequence[str] | None) -> str:
-    flags = [f for f, on in (("--quick", args.quick), ("--no-png", args.no_png), ("--recompute", args.recompute)) if on]
+    flags = [f for f, on in (("--quick", args.quick), ("--no-png", args.no_png), ("--recompute", args.recompute),
+                             ("--compute-here", getattr(args, "compute_here", False))) if on]
     flags += [f"--seeds {args.seeds}"] if getattr(args, "seeds", None) else []
     flags += [f"--profile {args.profile}"] if getattr(args, "profile", "default") != "default" else []
     flags += [f"--out {args.out}", f"--runs {args.runs}"] + ([f"--only {' '.join(only)}"] if getattr(args, "only", None) else [])

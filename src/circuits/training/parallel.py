@@ -17,6 +17,7 @@ parent fails (an exception, Ctrl-C) it kills its workers before re-raising.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import dataclasses
 import json
@@ -33,7 +34,7 @@ from typing import Any
 
 from circuits.training.presets import PRESETS
 
-__all__ = ["presets_in", "default_workers", "train_parallel", "worker_pool", "die_with_parent"]
+__all__ = ["presets_in", "default_workers", "train_parallel", "run_jobs", "Job", "worker_pool", "die_with_parent"]
 
 #: ``prctl`` option: the signal this process gets when its parent exits (``<linux/prctl.h>``).
 PR_SET_PDEATHSIG = 1
@@ -136,17 +137,41 @@ def _steps_done(folder: Path) -> int:
     return 0
 
 
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One unit of work for the worker pool: ``fn(*args)`` in a worker process, once every job named in ``after`` succeeded.
+
+    ``fn`` must be a module-level function and ``args`` picklable (they travel to a spawned
+    process). ``on_done(value, error)`` runs in this process when the job ends (``error`` is
+    ``None`` on success; a job whose dependency failed ends with that error without running).
+    ``first``: picked before the other ready jobs (short jobs that unblock nothing, so that they
+    fill the gaps between the long ones instead of ending up as the tail).
+    """
+
+    label: str
+    fn: Callable[..., Any]
+    args: tuple
+    after: tuple[str, ...] = ()
+    first: bool = False
+    on_done: Callable[[Any, BaseException | None], None] | None = None
+
+
 def train_parallel(
     zoo: Any, names: Iterable[str | tuple[int, str]], *, workers: int | None = None, log: Callable[[str], None] = print,
-    seed_offsets: Sequence[int] | None = None,
+    seed_offsets: Sequence[int] | None = None, then: Sequence[Job] = (),
 ) -> dict[str, float]:
     """Train the models ``names`` of ``zoo`` that are not complete yet, ``workers`` at a time; return ``{label: seconds}`` of those that finished.
 
     ``names`` holds preset names or ``(seed_offset, name)`` pairs; ``seed_offsets`` (default: the
     zoo's own) trains each plain name once per seed offset, in the zoo of that offset (:meth:`~circuits.training.zoo.Zoo.with_seed_offset`), all in one pool; a label is
     the preset name, with `` seed +k`` for offset k > 0 (:meth:`~circuits.training.zoo.Zoo.label`).
-    With one worker (or one missing model) the models are trained in this process, one after the
-    other. ``workers`` must be a positive int or ``None`` (:func:`default_workers`).
+    With one worker (or one missing model, and no ``then`` jobs) the models are trained in this
+    process, one after the other. ``workers`` must be a positive int or ``None`` (:func:`default_workers`).
+
+    ``then``: more :class:`Job` s for the same pool (the report's experiment computes), each
+    started as soon as the models its ``after`` names (labels as above) are trained and a worker
+    is free; a label that names no model trained here counts as done. Models are trained longest
+    first, those that more ``then`` jobs wait for before the others.
     """
     from circuits.training.zoo import run_complete
 
@@ -158,26 +183,31 @@ def train_parallel(
         pairs += [tuple(item)] if isinstance(item, (tuple, list)) else [(k, item) for k in offsets]
     jobs = [(zoo.with_seed_offset(k), n) for k, n in dict.fromkeys(pairs)]
     missing = [(z, n) for z, n in jobs if not run_complete(z.run_dir(n))]
-    if not missing:
+    if not missing and not then:
         return {}
     _prepare_tokens(missing)
-    workers = min(len(missing), workers or default_workers(len(missing)))
-    missing.sort(key=lambda job: -_cost(*job))  # longest first: the last model to finish is a short one
-    if workers == 1:
+    workers = min(len(missing) + len(then), workers or default_workers(len(missing) + len(then)))
+    waiting = collections.Counter(label for job in then for label in job.after)
+    # the models most ``then`` jobs wait for first (their computes can then fill the gaps), longest first among equals
+    missing.sort(key=lambda job: (-waiting[job[0].label(job[1])], -_cost(*job)))
+    if workers == 1 and not then:
         seconds: dict[str, float] = {}
         for z, name in missing:
             start = time.perf_counter()
             z.ensure(name)
             seconds[z.label(name)] = time.perf_counter() - start
         return seconds
-    return _train_in_workers(missing, workers, log)
+    return _train_in_workers(missing, workers, log, then)
 
 
-def _train_in_workers(missing: list[tuple[Any, str]], workers: int, log: Callable[[str], None]) -> dict[str, float]:
+def _train_in_workers(missing: list[tuple[Any, str]], workers: int, log: Callable[[str], None], then: Sequence[Job] = ()) -> dict[str, float]:
     threads = max(1, (os.cpu_count() or 1) // workers)
-    log(f"training {len(missing)} models in {workers} processes of {threads} thread(s): {', '.join(z.label(n) for z, n in missing)}")
+    if missing:
+        log(f"training {len(missing)} models in {workers} processes of {threads} thread(s): {', '.join(z.label(n) for z, n in missing)}")
+    if then:
+        log(f"then, in the same processes as their models are ready: {', '.join(job.label for job in then)}")
     folders = {z.label(n): z.run_dir(n) for z, n in missing}
-    bar = _bar(sum(z.configs(n)[1].steps for z, n in missing), missing[0][0].progress)
+    bar = _bar(sum(z.configs(n)[1].steps for z, n in missing), missing[0][0].progress) if missing else None
     if bar is not None:
         plain_log = log
 
@@ -186,25 +216,71 @@ def _train_in_workers(missing: list[tuple[Any, str]], workers: int, log: Callabl
                 plain_log(message)
 
     seconds: dict[str, float] = {}
-    executor = worker_pool(workers, threads)
+
+    def trained(job: tuple[Any, str]):
+        return lambda value, error: _report(job, value, error, seconds, log)
+
+    train_jobs = [Job(z.label(n), _train_one, _job_args(z, n), on_done=trained((z, n))) for z, n in missing]
+
+    def tick() -> None:
+        if bar is not None:
+            bar.n = sum(_steps_done(folder) for folder in folders.values())
+            bar.refresh()
+
     try:
-        futures: dict[Future, tuple[Any, str]] = {executor.submit(_train_one, *_job_args(z, n)): (z, n) for z, n in missing}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-            for future in done:
-                _report(futures[future], future, seconds, log)
-            if bar is not None:
-                bar.n = sum(_steps_done(folder) for folder in folders.values())
-                bar.refresh()
-    except BaseException:
-        _stop_workers(executor)
-        raise
+        run_jobs([*train_jobs, *then], workers=workers, threads=threads, tick=tick)
     finally:
         if bar is not None:
             bar.close()
-    executor.shutdown(wait=True)
     return seconds
+
+
+def run_jobs(jobs: Sequence[Job], *, workers: int, threads: int = 1, tick: Callable[[], None] | None = None) -> None:
+    """Run ``jobs`` in ``workers`` spawned processes of ``threads`` torch threads, each once its dependencies succeeded.
+
+    Order: among the jobs that are ready, ``first`` ones in list order, then the rest in list
+    order. Each job's ``on_done`` runs here when it ends; a job after a failed one ends with a
+    ``RuntimeError`` naming it. ``tick`` runs about every second (a progress bar). On any
+    exception here (Ctrl-C included) the workers are killed before it propagates.
+    """
+    labels = {job.label for job in jobs}
+    queue = list(jobs)
+    ok: set[str] = set()
+    failed: dict[str, BaseException] = {}
+    running: dict[Future, Job] = {}
+    executor = worker_pool(workers, threads)
+    try:
+        while queue or running:
+            for job in [j for j in queue if any(d in failed for d in j.after)]:  # its input is missing: never runs
+                queue.remove(job)
+                failed[job.label] = RuntimeError(f"{job.label} was not run: {next(d for d in job.after if d in failed)} failed")
+                _finish(job, None, failed[job.label])
+            ready = [j for j in queue if all(d in ok or d not in labels for d in j.after)]
+            for job in sorted(ready, key=lambda j: not j.first)[: workers - len(running)]:
+                queue.remove(job)
+                running[executor.submit(job.fn, *job.args)] = job
+            if not running:
+                break  # nothing can start (a dependency cycle would end here; the queue is left unrun)
+            done, _ = wait(set(running), timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = running.pop(future)
+                error = future.exception()
+                if error is None:
+                    ok.add(job.label)
+                else:
+                    failed[job.label] = error
+                _finish(job, None if error is not None else future.result(), error)
+            if tick is not None:
+                tick()
+    except BaseException:
+        _stop_workers(executor)
+        raise
+    executor.shutdown(wait=True)
+
+
+def _finish(job: Job, value: Any, error: BaseException | None) -> None:
+    if job.on_done is not None:
+        job.on_done(value, error)
 
 
 def _job_args(zoo: Any, name: str) -> tuple[str, dict, str | None, str]:
@@ -212,12 +288,11 @@ def _job_args(zoo: Any, name: str) -> tuple[str, dict, str | None, str]:
     return str(zoo.root), dataclasses.asdict(zoo.settings), None if zoo.cache_dir is None else str(zoo.cache_dir), name
 
 
-def _report(job: tuple[Any, str], future: Future, seconds: dict[str, float], log: Callable[[str], None]) -> None:
+def _report(job: tuple[Any, str], value: Any, error: BaseException | None, seconds: dict[str, float], log: Callable[[str], None]) -> None:
     zoo, name = job
     label = zoo.label(name)
-    error = future.exception()
     if error is None:
-        seconds[label] = future.result()
+        seconds[label] = value
         zoo.timings[name] = zoo.timings.get(name, 0.0) + seconds[label]  # trained in a worker: this zoo did not time it
         log(f"trained {label} in {seconds[label]:.1f} s")
     else:

@@ -183,18 +183,20 @@ class Zoo:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
         return folder
 
-    def ensure_many(self, names, *, workers: int | None = None, log=print, seed_offsets=None) -> dict[str, float]:
+    def ensure_many(self, names, *, workers: int | None = None, log=print, seed_offsets=None, then=()) -> dict[str, float]:
         """Train every model of ``names`` that is not complete, ``workers`` processes at a time (default: one per CPU core).
 
         ``names`` holds preset names or ``(seed_offset, name)`` pairs; ``seed_offsets`` (default: this
         zoo's own) trains each plain name once per seed offset, in the zoo of that offset
         (:meth:`with_seed_offset`). Returns ``{label: seconds}`` for the models
         trained now (:meth:`label`; also added to the :attr:`timings` of the zoo that owns each).
-        See :mod:`circuits.training.parallel` for why processes, not threads.
+        ``then``: more :class:`~circuits.training.parallel.Job` s for the same processes, each started once the
+        models it names are trained (the report's experiment computes). See
+        :mod:`circuits.training.parallel` for why processes, not threads.
         """
         from circuits.training.parallel import train_parallel
 
-        return train_parallel(self, names, workers=workers, log=log, seed_offsets=seed_offsets)
+        return train_parallel(self, names, workers=workers, log=log, seed_offsets=seed_offsets, then=then)
 
     def model(self, name: str, step: int | None = None) -> tuple[Transformer, Tokenizer]:
         """The trained model (final checkpoint, or the checkpoint at ``step``) and its tokenizer, in eval mode."""
