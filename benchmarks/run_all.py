@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_model", "bench_cache_floor", "bench_training", "bench_weights", "bench_scores_memory", "bench_sae", "bench_vit", "bench_grokking", "bench_finetune"]
+SCRIPTS = ["bench_model", "bench_cache_floor", "bench_training", "bench_seed_batching", "bench_weights", "bench_scores_memory", "bench_sae", "bench_vit", "bench_grokking", "bench_finetune"]
 
 
 def main() -> int:

@@ -175,7 +175,7 @@ def test_a_failing_parent_kills_its_busy_workers():
     assert not [pid for pid in workers if _alive(pid)]
 
 
-def test_run_jobs_orders_by_readiness_then_first_and_skips_jobs_after_a_failure():
+def test_run_jobs_orders_by_readiness_then_chain_length_and_skips_jobs_after_a_failure():
     import operator
 
     from circuits.training.parallel import Job, run_jobs
@@ -188,12 +188,13 @@ def test_run_jobs_orders_by_readiness_then_first_and_skips_jobs_after_a_failure(
     jobs = [
         Job("a", operator.add, (1, 2), on_done=done("a")),
         Job("b", operator.mul, (3, 4), after=("a",), on_done=done("b")),
-        Job("c", operator.sub, (9, 1), first=True, on_done=done("c")),  # ready and first: before "a"
+        Job("c", operator.sub, (9, 1), cost_s=3.0, on_done=done("c")),  # ready and the longest chain (3 > 1 + 1): before "a"
         Job("d", operator.truediv, (1, 0), after=("elsewhere",), on_done=done("d")),  # a label no job has: counts as done
         Job("e", operator.neg, (5,), after=("d",), on_done=done("e")),
     ]
     run_jobs(jobs, workers=1)
-    assert [label for label, _, _ in ended] == ["c", "a", "b", "d", "e"]  # one worker: ready first-jobs, then list order
+    # one worker, longest chain first (c 3; a 1 + b 1; d 1 + e 1; ties in list order), e ends when d fails
+    assert [label for label, _, _ in ended] == ["c", "a", "d", "e", "b"]
     outcome = {label: (value, error) for label, value, error in ended}
     assert outcome["c"] == (8, None) and outcome["a"] == (3, None) and outcome["b"] == (12, None)
     assert outcome["d"][1].startswith("ZeroDivisionError")
@@ -220,3 +221,21 @@ def test_report_computes_in_the_training_workers_with_the_same_claims(tmp_path):
     again = run_experiments(names, quick=True, runs_dir=tmp_path / "ahead", cache_dir=cache, progress=False, log=lambda m: None,
                             workers=2, compute_ahead=True)
     assert again.cached == {n: True for n in names}  # what the workers cached is read back
+
+
+def test_chain_levels_add_the_longest_chain_that_waits_for_a_job():
+    from circuits.training.parallel import Job, chain_levels
+
+    jobs = [
+        Job("train 3l", abs, (1,), cost_s=125.0), Job("train 1l", abs, (1,), cost_s=60.0), Job("train 2l", abs, (1,), cost_s=95.0),
+        Job("compute variants", abs, (1,), after=("train 3l", "train 2l"), cost_s=13.0),
+        Job("compute phase", abs, (1,), after=("train 1l", "train 2l"), cost_s=95.0),
+        Job("compute alone", abs, (1,), cost_s=132.0),
+    ]
+    level = chain_levels(jobs)
+    assert level == {"train 3l": 138.0, "train 1l": 155.0, "train 2l": 190.0, "compute variants": 13.0, "compute phase": 95.0,
+                     "compute alone": 132.0}
+    # the 1l model, whose long compute waits for it, ranks above the longer 3l model, whose compute is short
+    assert sorted(level, key=lambda k: -level[k])[:3] == ["train 2l", "train 1l", "train 3l"]
+    cycle = chain_levels([Job("x", abs, (1,), after=("y",), cost_s=1.0), Job("y", abs, (1,), after=("x",), cost_s=2.0)])
+    assert cycle == {"x": 3.0, "y": 2.0} or cycle == {"x": 1.0, "y": 3.0}  # finite: a cycle counts once

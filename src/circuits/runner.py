@@ -51,6 +51,9 @@ from circuits.training.zoo import CODE_VERSION, Zoo, ZooSettings
 
 __all__ = ["ExperimentsRun", "run_experiments", "zoo_key", "check_workers", "check_seeds", "default_seeds", "DEFAULT_SEEDS", "QUICK_SEEDS"]
 
+#: Seconds of one compute on one core when the experiment module does not say (its ``COMPUTE_S``); orders the work only.
+DEFAULT_COMPUTE_S = 10.0
+
 #: Seeds of the seeded experiments in a full report, and in quick mode (a smoke test: one seed keeps it fast).
 DEFAULT_SEEDS = 3
 QUICK_SEEDS = 1
@@ -269,7 +272,7 @@ def _compute_jobs(state: _State, uncached: Sequence[tuple[str, int, Any]], worke
         path = _cache_path(state, module, cfg, offset)
         label = f"{name}{f' seed +{offset}' if offset else ''}"
         jobs.append(Job(
-            label=f"compute {label}", fn=_compute_in_worker, first=True,
+            label=f"compute {label}", fn=_compute_in_worker, cost_s=float(getattr(module, "COMPUTE_S", DEFAULT_COMPUTE_S)),
             args=(str(zoo.root), dataclasses.asdict(zoo.settings), None if zoo.cache_dir is None else str(zoo.cache_dir), name, state.quick,
                   offset, str(path), state.zkey(offset)),
             after=tuple(zoo.label(p) for p in presets_in(cfg)), on_done=_ahead_done(state, name, offset, label),

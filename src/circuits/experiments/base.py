@@ -14,6 +14,7 @@ An experiment module (``circuits.experiments.<name>``) asks one question::
         ...
 
     SEEDED = True                           # optional: claims tested on several seeds (see "Seeds" below)
+    COMPUTE_S = 95                          # optional: about compute's seconds on one core (orders the report's workers)
 
     def compute(cfg: Config, zoo: Zoo) -> Result     # the only step that reads models (and trains them on first use)
     def figures(result: Result) -> list[Figure]      # drawn with the shared builders of circuits.experiments.plots

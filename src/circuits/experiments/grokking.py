@@ -33,6 +33,7 @@ from circuits.training.zoo import Zoo
 
 NAME = "grokking"
 TITLE = "Grokking modular addition: the Fourier circuit and progress measures"
+COMPUTE_S = 132  #: about the seconds compute takes on one core in the full report (2026-12-01); orders the report's work only
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -38,6 +38,7 @@ from circuits.training.zoo import Zoo
 
 NAME = "induction_synthetic"
 TITLE = "Induction heads at toy scale: the phase change and the smeared-key control"
+COMPUTE_S = 40  #: about the seconds compute takes on one core in the full report (2026-12-01); orders the report's work only
 SEEDED = True  #: claims tested on several seeds (circuits report --seeds; see circuits.experiments.base)
 MODELS = (("1L", 1, False), ("1L smeared", 1, True), ("2L", 2, False), ("2L smeared", 2, True))
 SOURCE = "In-context Learning paper, Argument 2"

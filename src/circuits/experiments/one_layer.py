@@ -35,6 +35,7 @@ from circuits.training.zoo import Zoo
 
 NAME = "one_layer"
 TITLE = "One-layer attention-only model: skip-trigrams, copying and positional heads"
+COMPUTE_S = 0.5  #: about the seconds compute takes on one core in the full report (2026-12-01); orders the report's work only
 SEEDED = True  #: claims tested on several seeds (circuits report --seeds; see circuits.experiments.base)
 
 

@@ -44,6 +44,7 @@ from circuits.training.zoo import Zoo
 
 NAME = "phase_change"
 TITLE = "The induction-head phase change over training"
+COMPUTE_S = 95  #: about the seconds compute takes on one core in the full report (2026-12-01); orders the report's work only
 SEEDED = True  #: claims tested on several seeds (circuits report --seeds; see circuits.experiments.base)
 
 

@@ -24,6 +24,7 @@ from circuits.training.zoo import Zoo
 
 NAME = "real_model"
 TITLE = "A real pretrained model: MiniLM's attention heads"
+COMPUTE_S = 6  #: about the seconds compute takes on one core in the full report (2026-12-01); orders the report's work only
 KIND_NAMES = {"previous_token": "previous token", "next_token": "next token", "current_token": "current token",
               "cls": "[CLS]", "sep": "[SEP]", "duplicate_token": "duplicate token"}
 MODEL_NAME = "all-MiniLM-L6-v2"

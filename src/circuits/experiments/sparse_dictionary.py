@@ -35,6 +35,7 @@ from circuits.training.zoo import Zoo
 
 NAME = "sparse_dictionary"
 TITLE = "Sparse autoencoders: known features recovered, then a trained model's residual stream"
+COMPUTE_S = 24  #: about the seconds compute takes on one core in the full report (2026-12-01); orders the report's work only
 
 
 @dataclass(frozen=True, kw_only=True)

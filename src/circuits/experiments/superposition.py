@@ -34,6 +34,7 @@ from circuits.training.zoo import Zoo
 
 NAME = "superposition"
 TITLE = "Toy models of superposition"
+COMPUTE_S = 12  #: about the seconds compute takes on one core in the full report (2026-12-01); orders the report's work only
 SEEDED = True  #: claims tested on several seeds (circuits report --seeds; see circuits.experiments.base)
 
 

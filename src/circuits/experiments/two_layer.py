@@ -44,6 +44,7 @@ from circuits.views.from_model import attention_patterns
 
 NAME = "two_layer"
 TITLE = "Two-layer attention-only model: induction heads"
+COMPUTE_S = 3  #: about the seconds compute takes on one core in the full report (2026-12-01); orders the report's work only
 SEEDED = True  #: claims tested on several seeds (circuits report --seeds; see circuits.experiments.base)
 Head = tuple[int, int]
 

@@ -33,6 +33,7 @@ from circuits.training.zoo import Zoo
 
 NAME = "variants"
 TITLE = "Induction heads under positional variants"
+COMPUTE_S = 13  #: about the seconds compute takes on one core in the full report (2026-12-01); orders the report's work only
 Z_CUTOFF = 3.0  #: a composition score this many baseline standard deviations above the mean counts as used
 
 

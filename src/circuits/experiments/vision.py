@@ -32,6 +32,7 @@ from circuits.training.zoo import Zoo
 
 NAME = "vision"
 TITLE = "Vision transformer on digits: attention over patches and patch attributions"
+COMPUTE_S = 5  #: about the seconds compute takes on one core in the full report (2026-12-01); orders the report's work only
 SEEDED = True  #: claims tested on several seeds (circuits report --seeds; see circuits.experiments.base)
 
 

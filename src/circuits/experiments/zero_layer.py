@@ -27,6 +27,7 @@ from circuits.training.zoo import Zoo
 
 NAME = "zero_layer"
 TITLE = "Zero-layer model: the direct path is the bigram table"
+COMPUTE_S = 0.4  #: about the seconds compute takes on one core in the full report (2026-12-01); orders the report's work only
 SEEDED = True  #: claims tested on several seeds (circuits report --seeds; see circuits.experiments.base)
 
 #: log P below this is drawn at this value in the heatmaps (log 0 = -inf for bigrams never seen)
