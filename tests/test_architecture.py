@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("circuits.analysis",),
     ("circuits.views",),
     ("circuits.experiments",),
-    ("circuits.runner",),
+    ("circuits.runner", "circuits.run_record"),
     ("circuits.report",),
     ("circuits.cli", "circuits.__main__"),
 ]

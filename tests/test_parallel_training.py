@@ -239,3 +239,23 @@ def test_chain_levels_add_the_longest_chain_that_waits_for_a_job():
     assert sorted(level, key=lambda k: -level[k])[:3] == ["train 2l", "train 1l", "train 3l"]
     cycle = chain_levels([Job("x", abs, (1,), after=("y",), cost_s=1.0), Job("y", abs, (1,), after=("x",), cost_s=2.0)])
     assert cycle == {"x": 3.0, "y": 2.0} or cycle == {"x": 1.0, "y": 3.0}  # finite: a cycle counts once
+
+
+def test_the_compute_here_flag_reaches_the_runner(monkeypatch, tmp_path):
+    import circuits.report.make as make
+
+    seen: dict = {}
+
+    def fake_make_report(names, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(make, "make_report", fake_make_report)
+    from circuits.cli import main
+
+    for argv, expected in ((["--compute-here"], False), ([], None)):
+        seen.clear()
+        with pytest.raises(SystemExit):
+            main(["report", "--quick", "--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs"), *argv])
+        assert seen["compute_ahead"] is expected
+        assert ("--compute-here" in seen["command"]) == bool(argv)  # the run record's command says so

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import platform
 import sys
 import time
 import traceback
@@ -40,10 +39,10 @@ from typing import Any
 import circuits.experiments as registry
 from circuits.atomic import atomic_write_json
 from circuits.experiments import ExperimentMissing, load
+from circuits.run_record import run_record
 from circuits.experiments.base import (
     Claim, Section, aggregate_claims, build_section, config_for_seed, config_key, digest, is_seeded, result_from_json, result_to_json,
 )
-from circuits.training.checkpoint import git_commit
 from circuits.training.parallel import Job, default_workers, presets_in
 from circuits.training.lock import lock_folder
 from circuits.training.presets import PRESETS
@@ -451,91 +450,3 @@ def read_models(path: Path) -> list[str]:
         return list(json.loads(path.read_text(encoding="utf-8")).get("models", []))
     except (OSError, ValueError):
         return []
-
-
-def versions() -> dict[str, str | None]:
-    """Installed versions of the packages a report depends on (``None``: not installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out: dict[str, str | None] = {}
-    for package in ("circuits", "torch", "transformer-lens", "numpy", "plotly", "kaleido", "tokenizers", "safetensors"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = None
-    return out
-
-
-def model_record(zoo: Zoo, preset: str) -> dict:
-    """Every setting of one zoo model, for the run record: data (mix included), seeds, optimizer, schedule, sizes; then the full configs."""
-    model_cfg, train_cfg = zoo.configs(preset)
-    return {
-        "preset": preset,
-        "seed_offset": zoo.seed_offset,
-        "data": zoo.data_label(preset),
-        "repeat_fraction": train_cfg.repeat_fraction,
-        "model_seed": model_cfg.seed,
-        "train_seed": train_cfg.seed,
-        "steps": train_cfg.steps,
-        "batch_size": train_cfg.batch_size,
-        "n_ctx": model_cfg.n_ctx,
-        "tokens": train_cfg.steps * train_cfg.batch_size * model_cfg.n_ctx,
-        "lr": train_cfg.lr,
-        "warmup_steps": train_cfg.warmup_steps,
-        "min_lr_ratio": train_cfg.min_lr_ratio,
-        "weight_decay": train_cfg.weight_decay,
-        "n_layers": model_cfg.n_layers,
-        "d_model": model_cfg.d_model,
-        "n_heads": model_cfg.n_heads,
-        "d_vocab": model_cfg.d_vocab,
-        "positional": model_cfg.positional,
-        "run": str(zoo.run_dir(preset)),
-        "model_config": model_cfg.to_dict(),
-        "train_config": train_cfg.to_dict(),
-    }
-
-
-def _models_record(state: _State) -> tuple[dict, dict]:
-    """``({label: model_record}, {data label: [presets]})`` of every model this run used, every seed."""
-    pairs = {pair for used in state.models_used.values() for pair in used}
-    pairs |= {(z.seed_offset, p) for z in _family(state) for p in z.used}
-    models: dict[str, dict] = {}
-    data: dict[str, list[str]] = {}
-    for offset, preset in sorted(pairs):
-        zoo = state.zoo_for(offset)
-        try:
-            models[zoo.label(preset)] = record = model_record(zoo, preset)
-        except Exception as error:  # noqa: BLE001 - the record lists what it can
-            models[zoo.label(preset)] = {"error": str(error)}
-            continue
-        if preset not in data.setdefault(record["data"], []):
-            data[record["data"]].append(preset)
-    return models, data
-
-
-def run_record(state: _State, names: Sequence[str], *, command: str) -> dict:
-    """The run record shown at the end of the report: what ran, on what, with which models, seeds and settings."""
-    commit, dirty = git_commit()
-    zoo = state.zoo
-    models, data = _models_record(state)
-    status = {n: ("failed" if n in state.errors else "cached results" if state.cached.get(n) else "computed") for n in names}
-    return {
-        "created": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "command": command,
-        "quick": state.quick,
-        "seeds": state.seeds,
-        "git_commit": commit,
-        "git_dirty": dirty,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "corpus_fingerprint": zoo.corpus.describe().get("fingerprint"),
-        "zoo_key": state.zkey(0),
-        "experiments": status,
-        "seeded experiments": {n: [f"+{k}" for k in offsets] for n, offsets in state.seeds_run.items()},
-        "training data": data,
-        "models by experiment": {n: [state.zoo_for(k).label(p) for k, p in used] for n, used in state.models_used.items()},
-        "packages": versions(),
-        "zoo": zoo.describe(),
-        "models": models,
-        "experiment configs": state.configs,
-    }
