@@ -386,7 +386,7 @@ def _result(state: _State, module: ModuleType, name: str, cfg: Any, stage: str, 
         return result_from_json(module, data)
     ahead = state.ahead.pop(key, None)
     if ahead is not None and (data := read_cache(path, code)) is not None:  # computed and cached by a worker of the training stage
-        _record_compute(state, name, offset, ahead)
+        _record_compute(state, name, offset, ahead, in_worker=True)
         state.log(f"{stage}: computed in a worker in {ahead['elapsed']:.1f} s (training {ahead['training']:.1f} s); cached {path}")
         return result_from_json(module, data)
     state.log(f"{stage}: computing (models are trained on first use)")
@@ -417,13 +417,13 @@ def compute_and_cache(module: ModuleType, name: str, cfg: Any, zoo: "TrackingZoo
     return {"data": data, "elapsed": elapsed, "training": sum(trained.values()), "trained": trained, "models": models}
 
 
-def _record_compute(state: _State, name: str, offset: int, info: dict) -> None:
-    """Timings, trained models and models read of one computed result (in this process or a worker)."""
+def _record_compute(state: _State, name: str, offset: int, info: dict, *, in_worker: bool = False) -> None:
+    """Timings, trained models and models read of one computed result (in this process, or in a worker: ``in_worker``)."""
     zoo = state.zoo_for(offset)
     suffix = f" seed +{offset}" if offset else ""
     state.timings[f"{name}{suffix}: compute"] = info["elapsed"] - info["training"]
     for preset, seconds in info["trained"].items():
-        if zoo.timings.get(preset, 0.0) < seconds:  # trained in a worker: this process's zoo did not time it
+        if in_worker:  # this process's zoo did not time it (an in-process compute's zoo already did)
             zoo.timings[preset] = zoo.timings.get(preset, 0.0) + seconds
         state.timings[f"train {zoo.label(preset)}"] = seconds
     _note_models(state, name, offset, info["models"])
